@@ -1,0 +1,10 @@
+"""cubehub: seasonal percentile composites from STAC to Zarr, on Dask."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cubehub")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__"]
