@@ -1,0 +1,217 @@
+"""Normalised STAC items -> a lazy, chunked ``xarray`` cube on an explicit output grid.
+
+The only module that calls the pixel loader (stackstac). Pixels stay in their native
+integer dtype with nodata 0 (a quarter of stackstac's float64 default). Each band's DNs are
+brought to one encoding across items — e.g. Sentinel-2 scenes before processing baseline
+04.00 get +1000 so that every scene reads ``reflectance = DN * 1e-4 - 0.1`` — so the
+percentile can run on integers and scale once at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pystac
+import stackstac
+import xarray as xr
+from pyproj import CRS, Transformer
+
+from cubehub import config
+from cubehub.errors import DataError, InputError
+
+#: Value of a missing observation in every integer band (also Sentinel-2's and Landsat's).
+NODATA = 0
+#: Largest number of output pixels a cube may have unless the caller raises the limit.
+MAX_PIXELS_DEFAULT = 4_000_000_000
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """The pixel grid of a cube and of its composites.
+
+    Attributes:
+        epsg: EPSG code of the output CRS, e.g. 32633 (UTM 33N) or 3035 (LAEA Europe).
+        resolution: pixel size in CRS units (metres for projected CRSs).
+        bounds: (xmin, ymin, xmax, ymax) in the output CRS, multiples of ``resolution``.
+    """
+
+    epsg: int
+    resolution: float
+    bounds: tuple[float, float, float, float]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        xmin, ymin, xmax, ymax = self.bounds
+        return round((ymax - ymin) / self.resolution), round((xmax - xmin) / self.resolution)
+
+
+def grid_for_bbox(
+    bbox_lonlat: Sequence[float],
+    epsg: int,
+    resolution: float,
+    *,
+    max_pixels: int = MAX_PIXELS_DEFAULT,
+) -> OutputGrid:
+    """The output grid covering a lon/lat box, its bounds snapped outward to the pixel grid.
+
+    Args:
+        bbox_lonlat: (west, south, east, north) in degrees.
+        epsg: output CRS.
+        resolution: pixel size in CRS units; must be > 0.
+        max_pixels: refuse grids with more pixels than this (default 4e9), since such a
+            job is almost always a unit mistake (degrees vs metres).
+    """
+    if not resolution > 0:
+        raise InputError(f"resolution must be a positive number of CRS units, got {resolution}")
+    try:
+        crs = CRS.from_epsg(epsg)
+    except Exception:
+        raise InputError(f"EPSG:{epsg} is not a CRS pyproj knows; check the code") from None
+    transformer = Transformer.from_crs(4326, crs, always_xy=True)
+    west, south, east, north = bbox_lonlat
+    xs, ys = transformer.transform(
+        np.array([west, east, west, east, (west + east) / 2, (west + east) / 2]),
+        np.array([south, south, north, north, south, north]),
+    )
+    res = float(resolution)
+    bounds = (
+        math.floor(min(xs) / res) * res,
+        math.floor(min(ys) / res) * res,
+        math.ceil(max(xs) / res) * res,
+        math.ceil(max(ys) / res) * res,
+    )
+    grid = OutputGrid(epsg, res, bounds)
+    rows, cols = grid.shape
+    if rows * cols > max_pixels:
+        raise InputError(
+            f"the output grid would be {rows} x {cols} pixels ({rows * cols:.3g}), above the "
+            f"limit of {max_pixels:.3g}; use a coarser resolution (now {res} CRS units), a "
+            "smaller area, or raise max_pixels"
+        )
+    return grid
+
+
+@dataclass(frozen=True)
+class Cube:
+    """A lazy cube of harmonised DNs plus its mask band.
+
+    Attributes:
+        data: (time, band, y, x) uint16 DNs, :data:`NODATA` where missing; every time step
+            of a band shares one encoding, ``reflectance = DN * scale[band] + offset[band]``.
+        mask: (time, y, x) the raw mask band (e.g. Sentinel-2 SCL classes), or None.
+        scale, offset: per band, the encoding of ``data``.
+        grid: the output grid.
+    """
+
+    data: xr.DataArray
+    mask: xr.DataArray | None
+    scale: dict[str, float]
+    offset: dict[str, float]
+    grid: OutputGrid
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [str(v) for v in np.atleast_1d(self.data.coords["id"].values)]
+
+
+def load_cube(
+    items: Sequence[pystac.Item],
+    bands: Sequence[str],
+    grid: OutputGrid,
+    *,
+    mask_band: str | None = "scl",
+    chunk_size: int | None = None,
+) -> Cube:
+    """Stack normalised items into a lazy cube; reads no pixels.
+
+    Args:
+        items: items from :func:`cubehub.items.normalize_items` (common band names,
+            ``proj:epsg`` set, ``raster:bands`` scale/offset physically correct).
+        bands: reflectance bands to load, by common name (e.g. ``["red", "nir"]``).
+        grid: output grid (see :func:`grid_for_bbox`).
+        mask_band: asset holding the cloud mask (``scl`` for Sentinel-2, ``qa_pixel`` for
+            Landsat), or None to load no mask.
+        chunk_size: spatial chunk edge in pixels (default: setting
+            ``cubehub.composite.chunk_size``, 512). Time chunks are one scene each; the
+            composite step gathers a season into one chunk.
+    """
+    if not items:
+        raise InputError("no items to stack")
+    chunk = int(config.get("composite.chunk_size", chunk_size))
+    assets = [*bands, mask_band] if mask_band else list(bands)
+    available = set(items[0].assets)
+    missing = [a for a in assets if a not in available]
+    if missing:
+        raise InputError(
+            f"band(s) {', '.join(missing)} not among the item assets "
+            f"({', '.join(sorted(available))}); check the band names"
+        )
+    scale, offset, shifts = _harmonisation(items, bands)
+    gdal_env = stackstac.DEFAULT_GDAL_ENV.updated(always=config.gdal_env())
+    stack = stackstac.stack(
+        list(items),
+        assets=assets,
+        epsg=grid.epsg,
+        resolution=grid.resolution,
+        bounds=grid.bounds,
+        snap_bounds=False,
+        chunksize=(1, 1, chunk, chunk),
+        dtype=np.dtype("uint16"),
+        fill_value=NODATA,
+        rescale=False,
+        xy_coords="center",
+        properties=False,
+        band_coords=False,
+        gdal_env=gdal_env,
+        errors_as_nodata=(),  # a failed read is an error, never silent nodata
+    )
+    stack = stack.assign_coords(id=("time", [i.id for i in items]))
+    data = stack.sel(band=list(bands))
+    if shifts.any():
+        shift = xr.DataArray(shifts, dims=("time", "band"), coords={"time": data.time, "band": data.band})
+        raised = np.minimum(data.astype(np.uint32) + shift, np.iinfo(np.uint16).max).astype(np.uint16)
+        data = raised.where(data != NODATA, NODATA)
+    data.attrs = {"nodata": NODATA}
+    mask = stack.sel(band=mask_band, drop=True) if mask_band else None
+    if data.indexes["time"].has_duplicates:
+        # Same solar day from adjacent tiles: one observation, first valid pixel wins.
+        data = data.groupby("time").map(stackstac.mosaic, nodata=NODATA)
+        if mask is not None:
+            mask = mask.groupby("time").map(stackstac.mosaic, nodata=NODATA)
+    return Cube(data=data, mask=mask, scale=scale, offset=offset, grid=grid)
+
+
+def _harmonisation(
+    items: Sequence[pystac.Item], bands: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
+    """Per band, one (scale, offset) encoding for all items, and each item's DN shift into it.
+
+    The common offset is each band's lowest offset (e.g. -0.1 for Sentinel-2), so the
+    shifts are non-negative and the DNs stay unsigned.
+    """
+    table = np.zeros((len(items), len(bands), 2))
+    for i, item in enumerate(items):
+        for j, band in enumerate(bands):
+            rb = (item.assets[band].extra_fields.get("raster:bands") or [{}])[0]
+            table[i, j] = rb.get("scale", 1.0), rb.get("offset", 0.0)
+    scale: dict[str, float] = {}
+    offset: dict[str, float] = {}
+    shifts = np.zeros((len(items), len(bands)), dtype=np.uint16)
+    for j, band in enumerate(bands):
+        scales = np.unique(table[:, j, 0])
+        if len(scales) > 1:
+            raise DataError(
+                f"band {band} has different scales across items ({', '.join(map(str, scales))}); "
+                "stack one collection or sensor at a time"
+            )
+        common = float(table[:, j, 1].min())
+        steps = (table[:, j, 1] - common) / scales[0]
+        if not np.allclose(steps, np.round(steps), atol=1e-6):
+            raise DataError(f"band {band}: offsets differ by a non-integer number of DNs; cannot harmonise")
+        scale[band], offset[band] = float(scales[0]), common
+        shifts[:, j] = np.round(steps).astype(np.uint16)
+    return scale, offset, shifts

@@ -1,0 +1,140 @@
+"""The composite job: one record for the demo, the notebooks and batch job files.
+
+Validated once, at the edge (:func:`load_job` for YAML files, the model's constructor for
+Python), with messages that name the field, what was wrong, and the valid choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cubehub.errors import InputError
+from cubehub.search import check_bbox
+from cubehub.seasons import CALENDAR_NAMES
+
+
+class MaskSpec(BaseModel):
+    """Cloud masking of Sentinel-2 SCL classes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_classes: tuple[int, ...] = Field(
+        (4, 5, 6, 7, 11), description="SCL classes kept as clear (vegetation, bare, water, unclassified, snow)"
+    )
+    dilate_cloud_m: float = Field(0.0, ge=0, description="grow clouds by this distance, metres")
+    dilate_shadow_m: float = Field(0.0, ge=0, description="grow cloud shadows by this distance, metres")
+
+
+class CompositeJob(BaseModel):
+    """Everything that defines one seasonal composite job.
+
+    Example (YAML)::
+
+        stac_api: earth-search
+        collection: sentinel-2-l2a
+        bbox: [15.60, 47.00, 15.70, 47.07]
+        years: [2022]
+        output: s3://my-bucket/composites/graz-2022.zarr
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stac_api: str = Field(description="STAC API URL or shortcut (earth-search, planetary-computer, ...)")
+    collection: str = Field("sentinel-2-l2a", description="STAC collection id")
+    bbox: tuple[float, float, float, float] = Field(description="west, south, east, north in degrees")
+    years: tuple[int, ...] = Field(description="years to composite; ODSE winter starts on 2 Dec of the year before")
+    calendar: str = Field("odse", description=f"season calendar: {', '.join(CALENDAR_NAMES)}")
+    bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
+    percentiles: tuple[float, ...] = (25.0, 50.0, 75.0)
+    method: Literal["linear", "nearest"] = "linear"
+    min_count: int = Field(1, ge=1, description="fewer clear observations than this give nodata")
+    indices: tuple[str, ...] = ("NDVI",)
+    index_mode: Literal["per-observation", "of-composite"] = "per-observation"
+    max_cloud_cover: float | None = Field(None, ge=0, le=100, description="scene cloud cover limit, percent")
+    epsg: int | None = Field(None, description="output CRS; default: the items' own CRS")
+    resolution: float = Field(10.0, gt=0, description="output pixel size in CRS units (metres)")
+    bounds: tuple[float, float, float, float] | None = Field(
+        None, description="output xmin, ymin, xmax, ymax in the output CRS; default: bbox, snapped outward"
+    )
+    chunk_size: int = Field(512, ge=64, le=4096, description="spatial chunk edge, pixels")
+    mask: MaskSpec = MaskSpec()
+    output: str = Field(description="Zarr store URL: a local path, s3://bucket/path, ...")
+    overwrite: bool = False
+    zarr_format: Literal[2, 3] = 3
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        try:
+            return check_bbox(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("give at least one year")
+        if any(not 1984 <= y <= 2100 for y in value):
+            raise ValueError(f"years must lie within 1984..2100, got {list(value)}")
+        return tuple(sorted(set(value)))
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        if value not in CALENDAR_NAMES:
+            raise ValueError(f"unknown calendar {value!r}; use one of {', '.join(CALENDAR_NAMES)}")
+        return value
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("give at least one percentile")
+        bad = [q for q in value if not 0 <= q <= 100]
+        if bad:
+            raise ValueError(f"percentiles must lie within 0..100, got {bad}")
+        return value
+
+
+def make_job(**fields: Any) -> CompositeJob:
+    """Build a :class:`CompositeJob`, turning validation errors into one :class:`InputError`."""
+    try:
+        return CompositeJob(**fields)
+    except ValidationError as exc:
+        raise InputError(_describe(exc, "job")) from None
+
+
+def load_job(path: Path | str) -> CompositeJob:
+    """Read and validate a YAML job file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"job file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"job file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"job file {path} must hold a mapping of settings, e.g. 'output: ...'")
+    try:
+        return CompositeJob(**raw)
+    except ValidationError as exc:
+        raise InputError(_describe(exc, f"job file {path}")) from None
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(CompositeJob.model_fields)
+            problems.append(f"unknown key {field!r} (valid keys: {valid})")
+        elif err["type"] == "missing":
+            problems.append(f"missing required key {field!r}")
+        else:
+            problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
+    return f"{where}: " + "; ".join(problems)

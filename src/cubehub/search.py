@@ -1,0 +1,192 @@
+"""STAC item search: one function for every STAC API, with checks before any request.
+
+Filters the server cannot apply are applied here, so a job means the same on every API:
+``max_cloud_cover`` goes to the server as a CQL2 filter when it conforms to the filter
+extension, as a ``query`` when it conforms to the query extension, and is always checked
+again on the client (``rustac serve`` conforms to neither and ignores them silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pystac
+import pystac_client
+from pystac_client.conformance import ConformanceClasses
+
+from cubehub.errors import DataError, EmptySearchError, InputError
+
+#: Named shortcuts for common public STAC APIs.
+ENDPOINTS: dict[str, str] = {
+    "earth-search": "https://earth-search.aws.element84.com/v1",
+    "planetary-computer": "https://planetarycomputer.microsoft.com/api/stac/v1",
+    "cdse": "https://stac.dataspace.copernicus.eu/v1",
+    "usgs": "https://landsatlook.usgs.gov/stac-server",
+}
+
+BBox = tuple[float, float, float, float]
+
+
+def resolve_endpoint(api: str) -> str:
+    """A STAC API URL from a URL or one of the :data:`ENDPOINTS` shortcuts."""
+    if api in ENDPOINTS:
+        return ENDPOINTS[api]
+    if api.startswith(("http://", "https://")):
+        return api.rstrip("/")
+    raise InputError(
+        f"unknown STAC API {api!r}: give an http(s) URL or one of {', '.join(ENDPOINTS)}"
+    )
+
+
+def check_bbox(bbox: Sequence[float]) -> BBox:
+    """Validate a (west, south, east, north) box in degrees (EPSG:4326)."""
+    if len(bbox) != 4:
+        raise InputError(f"bbox must have 4 numbers (west, south, east, north), got {len(bbox)}")
+    west, south, east, north = (float(v) for v in bbox)
+    if not (-90 <= south <= 90 and -90 <= north <= 90):
+        raise InputError(f"bbox latitudes must lie within -90..90 degrees, got south={south}, north={north}")
+    if not (-180 <= west <= 180 and -180 <= east <= 180):
+        raise InputError(f"bbox longitudes must lie within -180..180 degrees, got west={west}, east={east}")
+    if south >= north:
+        raise InputError(f"bbox south ({south}) must be less than north ({north}); the order is west, south, east, north")
+    if west >= east:
+        raise InputError(
+            f"bbox west ({west}) must be less than east ({east}); the order is west, south, east, "
+            "north (split a box that crosses the antimeridian in two)"
+        )
+    return (west, south, east, north)
+
+
+def parse_datetime_range(value: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Parse ``"2022"``, ``"2022-03"``, ``"2021-12-02/2022-12-01"`` or open ``"../2022-01-01"``.
+
+    Returns UTC start and end (inclusive); a single date or partial date spans its period.
+    """
+    parts = value.split("/")
+    if len(parts) > 2 or not value:
+        raise InputError(f"datetime {value!r} must be one date or 'start/end' (ISO 8601, '..' for open)")
+
+    def parse(text: str, end: bool) -> dt.datetime | None:
+        if text in ("", ".."):
+            return None
+        try:
+            period = pd.Period(text)
+        except ValueError:
+            raise InputError(f"cannot read {text!r} in datetime {value!r}: use ISO 8601 such as 2022-03-21") from None
+        stamp = (period.end_time if end else period.start_time).floor("us")
+        return stamp.tz_localize("UTC").to_pydatetime() if stamp.tzinfo is None else stamp.to_pydatetime()
+
+    start = parse(parts[0], end=False)
+    end = parse(parts[-1], end=True)
+    if start is not None and end is not None and end < start:
+        raise InputError(f"datetime range {value!r} ends before it starts; swap the two dates")
+    return start, end
+
+
+def _format_range(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    def fmt(t: dt.datetime | None) -> str:
+        return ".." if t is None else t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    return f"{fmt(start)}/{fmt(end)}"
+
+
+def search_items(
+    api: str,
+    *,
+    collections: Sequence[str],
+    bbox: Sequence[float] | None = None,
+    intersects: dict[str, Any] | None = None,
+    datetime: str | None = None,
+    max_cloud_cover: float | None = None,
+    max_items: int | None = None,
+    page_size: int = 100,
+) -> list[pystac.Item]:
+    """Search a STAC API and return the matching items, sorted by time.
+
+    Args:
+        api: API URL or a shortcut from :data:`ENDPOINTS` (``earth-search``, ...).
+        collections: collection ids, e.g. ``["sentinel-2-l2a"]``.
+        bbox: (west, south, east, north) in degrees; or give ``intersects``.
+        intersects: a GeoJSON geometry (EPSG:4326).
+        datetime: ISO 8601 date or range, see :func:`parse_datetime_range`.
+        max_cloud_cover: keep items with ``eo:cloud_cover`` <= this, in percent (0..100).
+        max_items: stop after this many items (default: all).
+        page_size: items per page requested from the API, default 100.
+
+    Raises:
+        InputError: invalid arguments, or an unknown collection (lists those available).
+        EmptySearchError: nothing matched.
+
+    Example:
+        >>> items = search_items("earth-search", collections=["sentinel-2-l2a"],
+        ...                      bbox=(15.6, 47.0, 15.7, 47.1), datetime="2022",
+        ...                      max_cloud_cover=50)  # doctest: +SKIP
+    """
+    url = resolve_endpoint(api)
+    if not collections:
+        raise InputError("give at least one collection id, e.g. collections=['sentinel-2-l2a']")
+    box = check_bbox(bbox) if bbox is not None else None
+    start, end = parse_datetime_range(datetime) if datetime else (None, None)
+    if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
+        raise InputError(f"max_cloud_cover is a percentage within 0..100, got {max_cloud_cover}")
+    if max_items is not None and max_items < 1:
+        raise InputError(f"max_items must be at least 1, got {max_items}")
+
+    try:
+        client = pystac_client.Client.open(url)
+    except Exception as exc:  # pystac-client raises several unrelated types here
+        raise DataError(f"cannot open the STAC API at {url}: {exc}") from exc
+    _check_collections(client, collections)
+
+    kwargs: dict[str, Any] = {
+        "collections": list(collections),
+        "bbox": box,
+        "intersects": intersects,
+        "datetime": _format_range(start, end) if datetime else None,
+        "limit": page_size,
+    }
+    if max_cloud_cover is not None:
+        if client.conforms_to(ConformanceClasses.FILTER):
+            kwargs["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud_cover]}
+            kwargs["filter_lang"] = "cql2-json"
+        elif client.conforms_to(ConformanceClasses.QUERY):
+            kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud_cover}}
+    with warnings.catch_warnings():
+        # rustac and others omit numberMatched; that is not a problem worth a warning.
+        warnings.filterwarnings("ignore", message="numberMatched or context.matched")
+        found = client.search(**kwargs).items()
+        items = []
+        for item in found:
+            if max_cloud_cover is not None and not _cloud_cover_ok(item, max_cloud_cover):
+                continue
+            items.append(item)
+            if max_items is not None and len(items) >= max_items:
+                break
+    if not items:
+        raise EmptySearchError(
+            f"no items in {', '.join(collections)} at {url} match bbox={box}, datetime={datetime}, "
+            f"max_cloud_cover={max_cloud_cover}; widen the area or dates, or raise max_cloud_cover"
+        )
+    items.sort(key=lambda i: (i.datetime or dt.datetime.min.replace(tzinfo=dt.UTC), i.id))
+    return items
+
+
+def _cloud_cover_ok(item: pystac.Item, limit: float) -> bool:
+    cover = item.properties.get("eo:cloud_cover")
+    return cover is None or float(cover) <= limit
+
+
+def _check_collections(client: pystac_client.Client, collections: Sequence[str]) -> None:
+    try:
+        available = {c.id for c in client.get_collections()}
+    except Exception:  # an API without /collections: let the search itself decide
+        return
+    unknown = [c for c in collections if c not in available]
+    if unknown:
+        raise InputError(
+            f"unknown collection {', '.join(unknown)}; this API has: {', '.join(sorted(available))}"
+        )
