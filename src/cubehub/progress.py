@@ -29,7 +29,7 @@ class _RichTaskBar(TextProgressBar):
         self._task = task
         super().__init__(futures, interval="200ms")
 
-    def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:  # noqa: A002
+    def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
         self._progress.update(self._task, total=all, completed=all - remaining)
 
     def _draw_stop(self, **kwargs: Any) -> None:

@@ -1,50 +1,13 @@
-"""The ``cubehub`` command: parses options, calls the library, maps errors to exit codes."""
+"""``cubehub demo``."""
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 
 import click
-from rich.console import Console
-
-from cubehub.errors import CubehubError, ExitCode
-
-_console = Console(stderr=True)
 
 
-class _Group(click.Group):
-    """Turns every error into one line and its exit code; tracebacks only with --debug."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        debug = bool(ctx.params.get("debug"))
-        try:
-            return super().invoke(ctx)
-        except CubehubError as exc:
-            if debug:
-                traceback.print_exc()
-            _console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            ctx.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            _console.print("[bold yellow]interrupted[/]; servers and clusters were stopped")
-            ctx.exit(int(ExitCode.INTERRUPTED))
-        return None
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-@click.version_option(package_name="cubehub")
-def main(debug: bool) -> None:
-    """cubehub: seasonal percentile composites from STAC to Zarr, on Dask.
-
-    \b
-    Example:
-      cubehub demo --output demo-output
-    """
-
-
-@main.command()
+@click.command()
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True,
               help="Directory for the archive, the Zarr store and the quicklook.")
 @click.option("--size", type=int, default=256, show_default=True,
@@ -64,9 +27,10 @@ def demo(output: Path, size: int, port: int, quiet: bool) -> None:
     Example:
       cubehub demo --output demo-output --size 512
     """
+    from cubehub.cli import console
     from cubehub.demo import run_demo
 
-    out = run_demo(output, size=size, port=port, show_progress=not quiet, console=_console)
+    out = run_demo(output, size=size, port=port, show_progress=not quiet, console=console)
     r = out.result
     click.echo(f"Zarr store   {out.store}")
     click.echo(f"Quicklook    {out.quicklook}")
@@ -80,5 +44,5 @@ def demo(output: Path, size: int, port: int, quiet: bool) -> None:
     click.echo(f'Open it      python -c "import xarray as xr; print(xr.open_zarr(\'{out.store}\'))"')
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+
+COMMANDS = [demo]
