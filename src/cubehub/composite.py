@@ -146,7 +146,7 @@ def _reflectance(season: xr.DataArray, cube: Cube) -> xr.Dataset:
 
 def _output_coords(cube: Cube, calendar: SeasonCalendar, q: list[float]) -> dict[str, object]:
     return {
-        "season": ("season", [w.label for w in calendar.windows]),
+        "season": ("season", np.array([w.label for w in calendar.windows], dtype=object)),
         "season_start": ("season", pd.to_datetime([w.start for w in calendar.windows])),
         "season_end": ("season", pd.to_datetime([w.end for w in calendar.windows])),
         "percentile": ("percentile", np.asarray(q)),

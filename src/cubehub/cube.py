@@ -161,7 +161,7 @@ def load_cube(
         snap_bounds=False,
         chunksize=(1, 1, chunk, chunk),
         dtype=np.dtype("uint16"),
-        fill_value=NODATA,
+        fill_value=np.uint16(NODATA),  # a numpy scalar: stackstac checks can_cast(type(fill))
         rescale=False,
         xy_coords="center",
         properties=False,

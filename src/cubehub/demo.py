@@ -19,7 +19,7 @@ from rich.progress import Progress
 from cubehub.cluster import cluster
 from cubehub.errors import OutputLocationError
 from cubehub.jobspec import make_job
-from cubehub.pipeline import CompositeResult, run_composite
+from cubehub.pipeline import JobResult, run_job
 from cubehub.quicklook import write_quicklook
 from cubehub.store import open_composite
 from cubehub.testing.archive import Archive, ArchiveSpec, build_archive
@@ -33,7 +33,7 @@ class DemoResult:
     store: Path
     quicklook: Path
     archive: Archive
-    result: CompositeResult
+    result: JobResult
     seconds: float
 
 
@@ -92,7 +92,7 @@ def run_demo(
                 output=str(store),
                 overwrite=True,
             )
-            result = run_composite(job, client, show_progress=show_progress)
+            result = run_job(job, client, show_progress=show_progress)
             console.print(
                 f"read {files.stats.range_requests} HTTP range requests, "
                 f"{files.stats.bytes_sent / 2**20:.1f} MiB"

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cubehub.errors import InputError
 from cubehub.search import check_bbox
-from cubehub.seasons import CALENDAR_NAMES
+from cubehub.seasons import calendar_from_name
 
 
 class MaskSpec(BaseModel):
@@ -47,7 +47,7 @@ class CompositeJob(BaseModel):
     collection: str = Field("sentinel-2-l2a", description="STAC collection id")
     bbox: tuple[float, float, float, float] = Field(description="west, south, east, north in degrees")
     years: tuple[int, ...] = Field(description="years to composite; ODSE winter starts on 2 Dec of the year before")
-    calendar: str = Field("odse", description=f"season calendar: {', '.join(CALENDAR_NAMES)}")
+    calendar: str = Field("odse", description="season calendar: odse, quarters, meteorological or months")
     bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
     percentiles: tuple[float, ...] = (25.0, 50.0, 75.0)
     method: Literal["linear", "nearest"] = "linear"
@@ -60,7 +60,10 @@ class CompositeJob(BaseModel):
     bounds: tuple[float, float, float, float] | None = Field(
         None, description="output xmin, ymin, xmax, ymax in the output CRS; default: bbox, snapped outward"
     )
-    chunk_size: int = Field(512, ge=64, le=4096, description="spatial chunk edge, pixels")
+    chunk_size: int = Field(512, ge=32, le=4096, description="spatial chunk edge (compute and Zarr), pixels")
+    tile_size: int = Field(
+        2048, ge=32, description="tile edge in pixels, a multiple of chunk_size: the unit of work and of resume"
+    )
     mask: MaskSpec = MaskSpec()
     output: str = Field(description="Zarr store URL: a local path, s3://bucket/path, ...")
     overwrite: bool = False
@@ -86,8 +89,10 @@ class CompositeJob(BaseModel):
     @field_validator("calendar")
     @classmethod
     def _calendar(cls, value: str) -> str:
-        if value not in CALENDAR_NAMES:
-            raise ValueError(f"unknown calendar {value!r}; use one of {', '.join(CALENDAR_NAMES)}")
+        try:
+            calendar_from_name(value, [2000])
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("percentiles")

@@ -1,141 +1,226 @@
-"""One composite job, end to end: search -> normalise -> cube -> mask -> composite -> Zarr.
+"""One composite job, end to end: search -> normalise -> tiles -> cube -> mask -> composite -> Zarr.
 
-Everything that can be checked without reading pixels is checked before the cluster gets
-any work (:func:`prepare`); :func:`run_composite` then computes and writes.
+:func:`plan_job` does everything that needs no pixels (search, normalisation, grid, tiles)
+and so catches bad input before the cluster gets any work. :func:`run_job` then computes
+tile by tile: each tile is one bounded task graph, written as an aligned Zarr region and
+marked complete in the store only after all its chunks are written, with a bounded number
+of tiles in flight so no submission exceeds the task budget.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
+import pystac
 import xarray as xr
-from distributed import Client
+from distributed import Client, Future
+from pyproj import Transformer
 
 from cubehub import progress
 from cubehub.composite import seasonal_composite
 from cubehub.compute.masks import SclMaskRule, clear_mask_xr
-from cubehub.cube import Cube, OutputGrid, grid_for_bbox, load_cube
+from cubehub.cube import OutputGrid, grid_for_bbox, load_cube
+from cubehub.errors import InputError
 from cubehub.items import normalize_items
 from cubehub.jobspec import CompositeJob
 from cubehub.search import search_items
 from cubehub.seasons import SeasonCalendar, calendar_from_name
-from cubehub.store import check_writable, encode_composite, provenance_attrs, write_zarr
+from cubehub.store import CompositeStore, encode_composite, provenance_attrs
+from cubehub.tiles import Tile, split_grid
+
+#: Default largest number of tasks in one submission to the scheduler.
+TASK_BUDGET = 100_000
 
 
 @dataclass(frozen=True)
-class PreparedJob:
-    """A job checked and planned on metadata only: what will be read and written."""
+class JobPlan:
+    """A job checked and planned on metadata only."""
 
     job: CompositeJob
     calendar: SeasonCalendar
+    items: list[pystac.Item]
     items_found: int
     duplicates_dropped: int
-    cube: Cube
-    composite: xr.Dataset
+    grid: OutputGrid
+    tiles: list[Tile]
+    _bboxes: np.ndarray = field(repr=False)  # (n_items, 4) lon/lat boxes, for tile lookups
+
+    def tile_items(self, tile: Tile) -> list[pystac.Item]:
+        """The items whose footprint box meets ``tile``."""
+        west, south, east, north = _lonlat_box(tile.grid(self.grid))
+        b = self._bboxes
+        hit = (b[:, 0] <= east) & (b[:, 2] >= west) & (b[:, 1] <= north) & (b[:, 3] >= south)
+        return [self.items[i] for i in np.flatnonzero(hit)]
 
 
 @dataclass(frozen=True)
-class CompositeResult:
+class JobResult:
     """What a finished job did."""
 
     output: str
     items_found: int
     duplicates_dropped: int
     observations: int
+    tiles_written: list[str]
+    tiles_skipped: list[str]
     mean_valid_per_season: dict[str, float]
     seconds: float
 
 
-def prepare(job: CompositeJob) -> PreparedJob:
-    """Search, normalise and build the lazy composite; reads no pixels.
+def plan_job(job: CompositeJob) -> JobPlan:
+    """Search, normalise and tile the job; reads no pixels.
 
     Raises :class:`cubehub.errors.InputError` or a data error for anything that would make
     the job fail or be wrong, before compute starts.
     """
-    check_writable(job.output, overwrite=job.overwrite)
     calendar = calendar_from_name(job.calendar, job.years)
     first, last = calendar.time_range()
-    items = search_items(
+    found = search_items(
         job.stac_api,
         collections=[job.collection],
         bbox=job.bbox,
         datetime=f"{first.isoformat()}/{last.isoformat()}",
         max_cloud_cover=job.max_cloud_cover,
     )
-    normalised = normalize_items(items, bands=job.bands)
-    kept = normalised.items
-    epsg = job.epsg or _most_common_epsg(kept)
+    items = normalize_items(found, bands=job.bands).items
+    epsg = job.epsg or Counter(int(i.properties["proj:epsg"]) for i in items).most_common(1)[0][0]
     grid = (
         OutputGrid(epsg, job.resolution, job.bounds)
         if job.bounds
         else grid_for_bbox(job.bbox, epsg, job.resolution)
     )
-    cube = load_cube(kept, job.bands, grid, mask_band="scl", chunk_size=job.chunk_size)
+    tiles = split_grid(grid, job.tile_size, job.chunk_size)
+    boxes = np.array([i.bbox for i in items], dtype=float)
+    return JobPlan(job, calendar, items, len(found), len(found) - len(items), grid, tiles, boxes)
+
+
+def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
+    """The lazy, encoded composite of one tile (see :func:`cubehub.composite.seasonal_composite`)."""
+    job = plan.job
+    grid = tile.grid(plan.grid)
+    items = plan.tile_items(tile)
+    if not items:
+        raise InputError(f"tile {tile.id} meets no item; choose a bbox inside the archive's footprints")
+    cube = load_cube(items, job.bands, grid, mask_band="scl", chunk_size=job.chunk_size)
     assert cube.mask is not None
     rule = SclMaskRule(
         keep=job.mask.keep_classes,
         dilate_cloud_m=job.mask.dilate_cloud_m,
         dilate_shadow_m=job.mask.dilate_shadow_m,
     )
-    clear = clear_mask_xr(cube.mask, rule, grid.resolution)
     composite = seasonal_composite(
         cube,
-        calendar,
+        plan.calendar,
         percentiles=job.percentiles,
-        clear=clear,
+        clear=clear_mask_xr(cube.mask, rule, grid.resolution),
         indices=job.indices,
         index_mode=job.index_mode,
         method=job.method,
         min_count=job.min_count,
     )
-    composite = composite.rio.write_crs(epsg).rio.write_coordinate_system()
+    composite = composite.rio.write_crs(grid.epsg).rio.write_coordinate_system()
     composite = encode_composite(composite, {b: (cube.scale[b], cube.offset[b]) for b in job.bands})
-    composite.attrs.update(provenance_attrs(job.model_dump(mode="json"), job.collection, cube.item_ids))
-    return PreparedJob(
-        job=job,
-        calendar=calendar,
-        items_found=len(items),
-        duplicates_dropped=len(items) - len(kept),
-        cube=cube,
-        composite=composite,
+    composite.attrs.update(
+        provenance_attrs(job.model_dump(mode="json"), job.collection, [i.id for i in plan.items])
     )
+    return composite
 
 
-def run_composite(job: CompositeJob, client: Client, *, show_progress: bool = True) -> CompositeResult:
-    """Run a job on ``client``'s cluster and write its Zarr store.
+def run_job(
+    job: CompositeJob,
+    client: Client,
+    *,
+    task_budget: int = TASK_BUDGET,
+    show_progress: bool = True,
+) -> JobResult:
+    """Run a job on ``client``'s cluster; resumable: complete tiles are skipped.
 
     Example:
         >>> with cluster("local") as client:  # doctest: +SKIP
-        ...     result = run_composite(make_job(stac_api="earth-search", bbox=(...),
-        ...                                     years=[2022], output="out.zarr"), client)
+        ...     run_job(make_job(stac_api="earth-search", bbox=(15.4, 47.0, 15.5, 47.08),
+        ...                      years=[2023], output="graz.zarr"), client)
     """
     started = time.perf_counter()
-    prepared = prepare(job)
-    delayed = write_zarr(
-        prepared.composite,
+    plan = plan_job(job)
+    first = tile_composite(plan, plan.tiles[0])
+    store = CompositeStore.open_or_create(
         job.output,
+        template(first, plan.grid, job.chunk_size),
+        plan.tiles,
         zarr_format=job.zarr_format,
         overwrite=job.overwrite,
-        compute=False,
     )
-    future = client.compute(delayed)
-    progress.wait([future], "composite", show=show_progress)
-    future.result()
-    counts = xr.open_zarr(job.output)["valid_count"]
+    done = store.completed_tiles()
+    todo = [t for t in plan.tiles if t.id not in done]
+    in_flight = _tiles_in_flight(first, task_budget)
+    written: list[str] = []
+    for batch_start in range(0, len(todo), in_flight):
+        batch = todo[batch_start : batch_start + in_flight]
+        futures: list[Future] = []
+        for tile in batch:
+            ds = first if tile == plan.tiles[0] else tile_composite(plan, tile)
+            futures.append(client.compute(store.write_tile(ds, tile)))
+        progress.wait(futures, f"tiles {batch_start + 1}-{batch_start + len(batch)} of {len(todo)}", show=show_progress)
+        for tile, future in zip(batch, futures, strict=True):
+            future.result()
+            store.mark_complete(tile)
+            written.append(tile.id)
+    counts = store.open()["valid_count"]
     mean_valid = {str(s): float(counts.sel(season=s).mean()) for s in counts.season.values}
-    return CompositeResult(
+    return JobResult(
         output=job.output,
-        items_found=prepared.items_found,
-        duplicates_dropped=prepared.duplicates_dropped,
-        observations=int(prepared.cube.data.sizes["time"]),
+        items_found=plan.items_found,
+        duplicates_dropped=plan.duplicates_dropped,
+        observations=len({i.datetime for i in plan.items}),
+        tiles_written=written,
+        tiles_skipped=sorted(done),
         mean_valid_per_season=mean_valid,
         seconds=time.perf_counter() - started,
     )
 
 
-def _most_common_epsg(items: list) -> int:
-    codes = Counter(int(i.properties["proj:epsg"]) for i in items)
-    return codes.most_common(1)[0][0]
+def template(tile_ds: xr.Dataset, grid: OutputGrid, chunk_size: int) -> xr.Dataset:
+    """A lazy full-grid dataset shaped like ``tile_ds`` (same variables, encodings, attrs).
 
+    Built from one tile's structure, never from the whole area's graph, so creating the
+    store of a continent-sized job costs no more than one tile.
+    """
+    import dask.array as da
+
+    rows, cols = grid.shape
+    xmin, _, _, ymax = grid.bounds
+    res = grid.resolution
+    coords = {name: coord for name, coord in tile_ds.coords.items() if name not in ("x", "y")}
+    coords["x"] = ("x", xmin + (np.arange(cols) + 0.5) * res, tile_ds.x.attrs)
+    coords["y"] = ("y", ymax - (np.arange(rows) + 0.5) * res, tile_ds.y.attrs)
+    out = xr.Dataset(coords=coords, attrs=tile_ds.attrs)
+    for name, var in tile_ds.data_vars.items():
+        shape = tuple(rows if d == "y" else cols if d == "x" else var.sizes[d] for d in var.dims)
+        chunks = tuple(chunk_size if d in ("y", "x") else var.sizes[d] for d in var.dims)
+        out[name] = (var.dims, da.zeros(shape, dtype=var.dtype, chunks=chunks), var.attrs)
+        out[name].encoding = dict(var.encoding)
+    return out
+
+
+def _tiles_in_flight(tile_ds: xr.Dataset, task_budget: int) -> int:
+    tasks = len(tile_ds.__dask_graph__())
+    if tasks > task_budget:
+        raise InputError(
+            f"one tile needs {tasks} tasks, above the task budget of {task_budget}; "
+            "lower tile_size or raise the budget"
+        )
+    return max(1, task_budget // max(tasks, 1))
+
+
+def _lonlat_box(grid: OutputGrid) -> tuple[float, float, float, float]:
+    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
+    xmin, ymin, xmax, ymax = grid.bounds
+    lons, lats = to_lonlat.transform([xmin, xmax, xmin, xmax], [ymin, ymin, ymax, ymax])
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+__all__: Sequence[str] = ["JobPlan", "JobResult", "plan_job", "run_job", "template", "tile_composite"]
