@@ -10,6 +10,7 @@ percentile can run on integers and scale once at the end.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,9 @@ import xarray as xr
 from pyproj import CRS, Transformer
 
 from cubehub import config
+from cubehub.compute.masks import MaskRule, clear_mask_xr, rule_for_kind
 from cubehub.errors import DataError, InputError
+from cubehub.items import NormalizedItems, normalize_items
 
 #: Value of a missing observation in every integer band (also Sentinel-2's and Landsat's).
 NODATA = 0
@@ -102,13 +105,15 @@ class Cube:
     Attributes:
         data: (time, band, y, x) uint16 DNs, :data:`NODATA` where missing; every time step
             of a band shares one encoding, ``reflectance = DN * scale[band] + offset[band]``.
-        mask: (time, y, x) the raw mask band (e.g. Sentinel-2 SCL classes), or None.
+        mask: (time, y, x) the raw mask band (Sentinel-2 SCL classes, Landsat QA_PIXEL bits).
+        mask_kind: ``"scl"`` or ``"qa_pixel"``.
         scale, offset: per band, the encoding of ``data``.
         grid: the output grid.
     """
 
     data: xr.DataArray
-    mask: xr.DataArray | None
+    mask: xr.DataArray
+    mask_kind: str
     scale: dict[str, float]
     offset: dict[str, float]
     grid: OutputGrid
@@ -117,44 +122,63 @@ class Cube:
     def item_ids(self) -> list[str]:
         return [str(v) for v in np.atleast_1d(self.data.coords["id"].values)]
 
+    def clear(self, rule: MaskRule | None = None) -> xr.DataArray:
+        """(time, y, x) True where an observation is clear, by the collection's mask band.
+
+        Args:
+            rule: an :class:`~cubehub.compute.masks.SclMaskRule` or
+                :class:`~cubehub.compute.masks.QaPixelMaskRule`; default: the default rule
+                of the mask kind, without buffers.
+        """
+        return clear_mask_xr(self.mask, rule or rule_for_kind(self.mask_kind), self.grid.resolution)
+
 
 def load_cube(
-    items: Sequence[pystac.Item],
+    items: NormalizedItems | Sequence[pystac.Item],
     bands: Sequence[str],
-    grid: OutputGrid,
+    grid: OutputGrid | None = None,
     *,
-    mask_band: str | None = "scl",
+    bbox: Sequence[float] | None = None,
+    epsg: int | None = None,
+    resolution: float | None = None,
     chunk_size: int | None = None,
 ) -> Cube:
-    """Stack normalised items into a lazy cube; reads no pixels.
+    """Stack items into a lazy cube of harmonised DNs and the cloud-mask band; reads no pixels.
 
     Args:
-        items: items from :func:`cubehub.items.normalize_items` (common band names,
-            ``proj:epsg`` set, ``raster:bands`` scale/offset physically correct).
-        bands: reflectance bands to load, by common name (e.g. ``["red", "nir"]``).
-        grid: output grid (see :func:`grid_for_bbox`).
-        mask_band: asset holding the cloud mask (``scl`` for Sentinel-2, ``qa_pixel`` for
-            Landsat), or None to load no mask.
+        items: found items (normalised here, see :func:`cubehub.items.normalize_items`) or
+            the result of :func:`~cubehub.items.normalize_items`.
+        bands: reflectance bands by common name, e.g. ``["red", "nir"]``; the collection's
+            mask band (``scl`` or ``qa_pixel``) is loaded as well.
+        grid: output grid; default: ``bbox`` (degrees) in ``epsg`` (default: the items' most
+            common CRS) at ``resolution`` (default: the collection's native, 10 m for
+            Sentinel-2), snapped to the pixel grid.
         chunk_size: spatial chunk edge in pixels (default: setting
             ``cubehub.composite.chunk_size``, 512). Time chunks are one scene each; the
             composite step gathers a season into one chunk.
+
+    Example:
+        >>> cube = load_cube(items, ["red", "nir"], bbox=(15.6, 47.0, 15.7, 47.1))  # doctest: +SKIP
     """
-    if not items:
+    normalised = items if isinstance(items, NormalizedItems) else normalize_items(items, bands=bands)
+    if not normalised.items:
         raise InputError("no items to stack")
-    chunk = int(config.get("composite.chunk_size", chunk_size))
-    assets = [*bands, mask_band] if mask_band else list(bands)
-    available = set(items[0].assets)
-    missing = [a for a in assets if a not in available]
-    if missing:
-        raise InputError(
-            f"band(s) {', '.join(missing)} not among the item assets "
-            f"({', '.join(sorted(available))}); check the band names"
+    bands = normalised.profile.check_bands(bands)
+    if grid is None:
+        if bbox is None:
+            raise InputError("give the output grid, or a bbox (west, south, east, north in degrees)")
+        codes = Counter(int(i.properties["proj:epsg"]) for i in normalised.items)
+        grid = grid_for_bbox(
+            bbox, epsg or codes.most_common(1)[0][0], resolution or normalised.profile.resolution_m
         )
-    scale, offset, shifts = _harmonisation(items, bands)
+    chunk = int(config.get("composite.chunk_size", chunk_size))
+    mask_band = normalised.profile.mask.name
+    stack_items = list(normalised.items)
+    scale, offset, shifts = _harmonisation(stack_items, bands)
     gdal_env = stackstac.DEFAULT_GDAL_ENV.updated(always=config.gdal_env())
     stack = stackstac.stack(
-        list(items),
-        assets=assets,
+        stack_items,
+        assets=[*bands, mask_band],
         epsg=grid.epsg,
         resolution=grid.resolution,
         bounds=grid.bounds,
@@ -169,20 +193,19 @@ def load_cube(
         gdal_env=gdal_env,
         errors_as_nodata=(),  # a failed read is an error, never silent nodata
     )
-    stack = stack.assign_coords(id=("time", [i.id for i in items]))
+    stack = stack.assign_coords(id=("time", [i.id for i in stack_items]))
     data = stack.sel(band=list(bands))
     if shifts.any():
         shift = xr.DataArray(shifts, dims=("time", "band"), coords={"time": data.time, "band": data.band})
         raised = np.minimum(data.astype(np.uint32) + shift, np.iinfo(np.uint16).max).astype(np.uint16)
         data = raised.where(data != NODATA, NODATA)
     data.attrs = {"nodata": NODATA}
-    mask = stack.sel(band=mask_band, drop=True) if mask_band else None
+    mask = stack.sel(band=mask_band, drop=True)
     if data.indexes["time"].has_duplicates:
         # Same solar day from adjacent tiles: one observation, first valid pixel wins.
         data = data.groupby("time").map(stackstac.mosaic, nodata=NODATA)
-        if mask is not None:
-            mask = mask.groupby("time").map(stackstac.mosaic, nodata=NODATA)
-    return Cube(data=data, mask=mask, scale=scale, offset=offset, grid=grid)
+        mask = mask.groupby("time").map(stackstac.mosaic, nodata=NODATA)
+    return Cube(data=data, mask=mask, mask_kind=normalised.profile.mask_kind, scale=scale, offset=offset, grid=grid)
 
 
 def _harmonisation(

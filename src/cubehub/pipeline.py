@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pystac
@@ -22,10 +22,10 @@ from pyproj import Transformer
 
 from cubehub import progress
 from cubehub.composite import seasonal_composite
-from cubehub.compute.masks import SclMaskRule, clear_mask_xr
+from cubehub.compute.masks import MaskRule, SclMaskRule, rule_for_kind
 from cubehub.cube import OutputGrid, grid_for_bbox, load_cube
 from cubehub.errors import InputError
-from cubehub.items import normalize_items
+from cubehub.items import NormalizedItems, normalize_items
 from cubehub.jobspec import CompositeJob
 from cubehub.search import search_items
 from cubehub.seasons import SeasonCalendar, calendar_from_name
@@ -42,19 +42,24 @@ class JobPlan:
 
     job: CompositeJob
     calendar: SeasonCalendar
-    items: list[pystac.Item]
+    normalised: NormalizedItems
     items_found: int
     duplicates_dropped: int
     grid: OutputGrid
     tiles: list[Tile]
     _bboxes: np.ndarray = field(repr=False)  # (n_items, 4) lon/lat boxes, for tile lookups
 
-    def tile_items(self, tile: Tile) -> list[pystac.Item]:
+    @property
+    def items(self) -> tuple[pystac.Item, ...]:
+        """The normalised, de-duplicated items."""
+        return self.normalised.items
+
+    def tile_items(self, tile: Tile) -> NormalizedItems:
         """The items whose footprint box meets ``tile``."""
         west, south, east, north = _lonlat_box(tile.grid(self.grid))
         b = self._bboxes
         hit = (b[:, 0] <= east) & (b[:, 2] >= west) & (b[:, 1] <= north) & (b[:, 3] >= south)
-        return [self.items[i] for i in np.flatnonzero(hit)]
+        return replace(self.normalised, items=tuple(self.items[i] for i in np.flatnonzero(hit)))
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ def plan_job(job: CompositeJob) -> JobPlan:
         datetime=f"{first.isoformat()}/{last.isoformat()}",
         max_cloud_cover=job.max_cloud_cover,
     )
-    items = normalize_items(found, bands=job.bands).items
+    normalised = normalize_items(found, bands=job.bands)
+    items = normalised.items
     epsg = job.epsg or Counter(int(i.properties["proj:epsg"]) for i in items).most_common(1)[0][0]
     grid = (
         OutputGrid(epsg, job.resolution, job.bounds)
@@ -95,7 +101,7 @@ def plan_job(job: CompositeJob) -> JobPlan:
     )
     tiles = split_grid(grid, job.tile_size, job.chunk_size)
     boxes = np.array([i.bbox for i in items], dtype=float)
-    return JobPlan(job, calendar, items, len(found), len(found) - len(items), grid, tiles, boxes)
+    return JobPlan(job, calendar, normalised, len(found), len(found) - len(items), grid, tiles, boxes)
 
 
 def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
@@ -103,20 +109,14 @@ def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
     job = plan.job
     grid = tile.grid(plan.grid)
     items = plan.tile_items(tile)
-    if not items:
-        raise InputError(f"tile {tile.id} meets no item; choose a bbox inside the archive's footprints")
-    cube = load_cube(items, job.bands, grid, mask_band="scl", chunk_size=job.chunk_size)
-    assert cube.mask is not None
-    rule = SclMaskRule(
-        keep=job.mask.keep_classes,
-        dilate_cloud_m=job.mask.dilate_cloud_m,
-        dilate_shadow_m=job.mask.dilate_shadow_m,
-    )
+    if not items.items:
+        raise InputError(f"tile {tile.id} meets no item; choose a bbox inside the items' footprints")
+    cube = load_cube(items, job.bands, grid, chunk_size=job.chunk_size)
     composite = seasonal_composite(
         cube,
         plan.calendar,
         percentiles=job.percentiles,
-        clear=clear_mask_xr(cube.mask, rule, grid.resolution),
+        clear=cube.clear(_mask_rule(job, cube.mask_kind)),
         indices=job.indices,
         index_mode=job.index_mode,
         method=job.method,
@@ -204,6 +204,16 @@ def template(tile_ds: xr.Dataset, grid: OutputGrid, chunk_size: int) -> xr.Datas
         out[name] = (var.dims, da.zeros(shape, dtype=var.dtype, chunks=chunks), var.attrs)
         out[name].encoding = dict(var.encoding)
     return out
+
+
+def _mask_rule(job: CompositeJob, kind: str) -> MaskRule:
+    if kind == "scl":
+        return SclMaskRule(
+            keep=job.mask.keep_classes,
+            dilate_cloud_m=job.mask.dilate_cloud_m,
+            dilate_shadow_m=job.mask.dilate_shadow_m,
+        )
+    return rule_for_kind(kind, dilate_cloud_m=job.mask.dilate_cloud_m, dilate_shadow_m=job.mask.dilate_shadow_m)
 
 
 def _tiles_in_flight(tile_ds: xr.Dataset, task_budget: int) -> int:
