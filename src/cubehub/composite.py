@@ -45,8 +45,9 @@ def check_composite_request(
     bad = [q for q in percentiles if not 0 <= q <= 100]
     if bad:
         raise InputError(f"percentiles must lie within 0..100, got {bad}")
-    needed = index_bands(indices) if indices else set()
-    missing = sorted(needed - set(cube.data.band.values.tolist()))
+    available = set(cube.data.band.values.tolist())
+    needed = index_bands(indices, available=available) if indices else set()
+    missing = sorted(needed - available)
     if missing:
         raise InputError(
             f"index(es) {', '.join(indices)} need band(s) {', '.join(missing)} that the cube "
@@ -128,7 +129,7 @@ def seasonal_composite(
         out[name] = (dims, da.stack(stacks).astype(np.float32))
     out["valid_count"] = (("season", "y", "x"), da.stack(counts))
     if index_mode == "of-composite" and indices:
-        composite_indices = compute_indices(out[list(index_bands(indices))], list(indices))
+        composite_indices = compute_indices(out[list(index_bands(indices, available=bands))], list(indices))
         for name in indices:
             out[name] = composite_indices[name].astype(np.float32)
     return out
