@@ -72,7 +72,7 @@ def test_bad_input_is_refused_before_any_request(kwargs: dict, message: str) -> 
 
 
 def test_unknown_collection_lists_the_available_ones(api: str) -> None:
-    with pytest.raises(InputError, match="unknown collection sentinel-3.*sentinel-2-l2a"):
+    with pytest.raises(InputError, match=r"unknown collection sentinel-3.*sentinel-2-l2a"):
         search_items(api, collections=["sentinel-3"])
 
 
@@ -91,3 +91,49 @@ def test_datetime_ranges() -> None:
     assert (start.isoformat(), end.date().isoformat()) == ("2022-01-01T00:00:00+00:00", "2022-12-31")
     start, end = parse_datetime_range("../2022-03-20")
     assert start is None and end.isoformat().startswith("2022-03-20T23:59:59.999999")
+
+
+def _write_item_collection(path: Path, items: list[dict]) -> Path:
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    return path
+
+
+def test_static_item_collection_gives_what_the_api_gives(
+    api: str, tmp_path: Path, earth_search_items: list[dict]
+) -> None:
+    static = _write_item_collection(tmp_path / "items.json", earth_search_items)
+    query = {"collections": ["sentinel-2-l2a"], "bbox": (15.9, 47.2, 16.0, 47.3), "max_cloud_cover": 80}
+    assert _ids(search_items(str(static), **query)) == _ids(search_items(api, **query))
+
+
+def test_static_items_served_over_http(tmp_path: Path, earth_search_items: list[dict]) -> None:
+    from cubehub.testing.servers import serve_files
+
+    _write_item_collection(tmp_path / "items.json", earth_search_items)
+    with serve_files(tmp_path) as files:
+        items = search_items(f"{files.url}/items.json", collections=["sentinel-2-l2a"], datetime="2022")
+    expected = sorted(
+        (i["properties"]["datetime"], i["id"]) for i in earth_search_items
+        if i["properties"]["datetime"].startswith("2022")
+    )
+    assert _ids(items) == [i for _, i in expected] and len(expected) == 4
+
+
+def test_aoi_geojson_file(tmp_path: Path, api: str, earth_search_items: list[dict]) -> None:
+    aoi = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[7.9, 46.5], [8.0, 46.5], [8.0, 46.6], [7.9, 46.6], [7.9, 46.5]]]}}]}
+    (tmp_path / "aoi.geojson").write_text(json.dumps(aoi))
+    items = search_items(api, collections=["sentinel-2-l2a"], intersects=str(tmp_path / "aoi.geojson"))
+    assert _ids(items) == ["S2A_32TMS_20221207_0_L2A"]
+
+
+def test_aoi_that_meets_no_item_is_an_empty_search(tmp_path: Path, earth_search_items: list[dict]) -> None:
+    static = _write_item_collection(tmp_path / "items.json", earth_search_items)
+    far = {"type": "Point", "coordinates": [-120.0, 40.0]}
+    with pytest.raises(EmptySearchError, match="no items"):
+        search_items(str(static), collections=["sentinel-2-l2a"], intersects=far)
+
+
+def test_missing_aoi_file() -> None:
+    with pytest.raises(InputError, match=r"AOI file .* does not exist"):
+        search_items("http://127.0.0.1:9", collections=["x"], intersects="/nonexistent/aoi.geojson")
