@@ -40,3 +40,11 @@ def earth_search_items() -> list[dict[str, Any]]:
     """The 16 real Earth Search v1 sentinel-2-l2a items in shared/realdata/mapchete-eo."""
     folder = REALDATA / "mapchete-eo" / "stac_items"
     return [json.loads(p.read_text()) for p in sorted(folder.iterdir())]
+
+
+@pytest.fixture(scope="session")
+def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The demo archive at 64 x 64 pixels, built once per test session."""
+    from cubehub.testing.archive import ArchiveSpec, build_archive
+
+    return build_archive(tmp_path_factory.mktemp("archive-64"), ArchiveSpec(size=64))

@@ -24,6 +24,7 @@ from cubehub import config
 from cubehub.compute.masks import MaskRule, clear_mask_xr, rule_for_kind
 from cubehub.errors import DataError, InputError
 from cubehub.items import NormalizedItems, normalize_items
+from cubehub.reader import OnError, SasTokenSigner, reader_for
 
 #: Value of a missing observation in every integer band (also Sentinel-2's and Landsat's).
 NODATA = 0
@@ -99,6 +100,23 @@ def grid_for_bbox(
 
 
 @dataclass(frozen=True)
+class CubeBudget:
+    """What a cube will cost to read, known before any pixel is read.
+
+    Attributes:
+        items: STAC items stacked.
+        time_steps: observations after merging same-day items.
+        tasks: tasks in the cube's dask graph (bands and mask).
+        bytes_decoded: bytes of decoded pixels on the output grid, bands and mask (uint16).
+    """
+
+    items: int
+    time_steps: int
+    tasks: int
+    bytes_decoded: int
+
+
+@dataclass(frozen=True)
 class Cube:
     """A lazy cube of harmonised DNs plus its mask band.
 
@@ -122,6 +140,18 @@ class Cube:
     def item_ids(self) -> list[str]:
         return [str(v) for v in np.atleast_1d(self.data.coords["id"].values)]
 
+    def budget(self) -> CubeBudget:
+        """What reading this cube takes, from metadata only."""
+        rows, cols = self.grid.shape
+        steps = self.data.sizes["time"]
+        layers = self.data.sizes["band"] + 1  # + the mask band
+        return CubeBudget(
+            items=len(self.item_ids),
+            time_steps=steps,
+            tasks=len(xr.merge([self.data.rename("data"), self.mask.rename("mask")]).__dask_graph__()),
+            bytes_decoded=steps * layers * rows * cols * np.dtype(np.uint16).itemsize,
+        )
+
     def clear(self, rule: MaskRule | None = None) -> xr.DataArray:
         """(time, y, x) True where an observation is clear, by the collection's mask band.
 
@@ -142,6 +172,8 @@ def load_cube(
     epsg: int | None = None,
     resolution: float | None = None,
     chunk_size: int | None = None,
+    on_read_error: OnError = "fail",
+    signer: SasTokenSigner | None = None,
 ) -> Cube:
     """Stack items into a lazy cube of harmonised DNs and the cloud-mask band; reads no pixels.
 
@@ -156,6 +188,11 @@ def load_cube(
         chunk_size: spatial chunk edge in pixels (default: setting
             ``cubehub.composite.chunk_size``, 512). Time chunks are one scene each; the
             composite step gathers a season into one chunk.
+        on_read_error: ``"fail"`` (default): an asset that cannot be read after GDAL's
+            retries stops the job, naming its href; ``"missing"``: its pixels become nodata
+            and it is reported (see :func:`cubehub.reader.missing_assets`).
+        signer: signs hrefs at read time; default: Planetary Computer's SAS tokens for
+            Planetary Computer items, none otherwise.
 
     Example:
         >>> cube = load_cube(items, ["red", "nir"], bbox=(15.6, 47.0, 15.7, 47.1))  # doctest: +SKIP
@@ -175,6 +212,8 @@ def load_cube(
     mask_band = normalised.profile.mask.name
     stack_items = list(normalised.items)
     scale, offset, shifts = _harmonisation(stack_items, bands)
+    if signer is None and normalised.profile.provider == "planetary-computer":
+        signer = SasTokenSigner()
     gdal_env = stackstac.DEFAULT_GDAL_ENV.updated(always=config.gdal_env())
     stack = stackstac.stack(
         stack_items,
@@ -191,10 +230,13 @@ def load_cube(
         properties=False,
         band_coords=False,
         gdal_env=gdal_env,
-        errors_as_nodata=(),  # a failed read is an error, never silent nodata
+        errors_as_nodata=(),  # the reader applies cubehub's policy instead
+        reader=reader_for(signer=signer, on_error=on_read_error),
     )
-    stack = stack.assign_coords(id=("time", [i.id for i in stack_items]))
     data = stack.sel(band=list(bands))
+    # stackstac leaves out items that miss the bounds: look the shifts up by item id.
+    row_of = {item.id: k for k, item in enumerate(stack_items)}
+    shifts = shifts[[row_of[str(i)] for i in np.atleast_1d(stack.id.values)]]
     if shifts.any():
         shift = xr.DataArray(shifts, dims=("time", "band"), coords={"time": data.time, "band": data.band})
         raised = np.minimum(data.astype(np.uint32) + shift, np.iinfo(np.uint16).max).astype(np.uint16)

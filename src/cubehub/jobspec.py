@@ -65,6 +65,9 @@ class CompositeJob(BaseModel):
         2048, ge=32, description="tile edge in pixels, a multiple of chunk_size: the unit of work and of resume"
     )
     mask: MaskSpec = MaskSpec()
+    on_read_error: Literal["fail", "missing"] = Field(
+        "fail", description="an asset that cannot be read stops the job (fail) or counts as nodata (missing)"
+    )
     output: str = Field(description="Zarr store URL: a local path, s3://bucket/path, ...")
     overwrite: bool = False
     zarr_format: Literal[2, 3] = 3

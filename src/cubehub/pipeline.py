@@ -27,6 +27,7 @@ from cubehub.cube import OutputGrid, grid_for_bbox, load_cube
 from cubehub.errors import InputError
 from cubehub.items import NormalizedItems, normalize_items
 from cubehub.jobspec import CompositeJob
+from cubehub.reader import missing_assets
 from cubehub.search import search_items
 from cubehub.seasons import SeasonCalendar, calendar_from_name
 from cubehub.store import CompositeStore, encode_composite, provenance_attrs
@@ -72,6 +73,7 @@ class JobResult:
     observations: int
     tiles_written: list[str]
     tiles_skipped: list[str]
+    missing_assets: list[str]
     mean_valid_per_season: dict[str, float]
     seconds: float
 
@@ -111,7 +113,7 @@ def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
     items = plan.tile_items(tile)
     if not items.items:
         raise InputError(f"tile {tile.id} meets no item; choose a bbox inside the items' footprints")
-    cube = load_cube(items, job.bands, grid, chunk_size=job.chunk_size)
+    cube = load_cube(items, job.bands, grid, chunk_size=job.chunk_size, on_read_error=job.on_read_error)
     composite = seasonal_composite(
         cube,
         plan.calendar,
@@ -178,6 +180,7 @@ def run_job(
         observations=len({i.datetime for i in plan.items}),
         tiles_written=written,
         tiles_skipped=sorted(done),
+        missing_assets=missing_assets(client),
         mean_valid_per_season=mean_valid,
         seconds=time.perf_counter() - started,
     )

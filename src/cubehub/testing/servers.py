@@ -70,13 +70,16 @@ class RequestStats:
     requests: int = 0
     range_requests: int = 0
     bytes_sent: int = 0
+    #: The query string of every answered request ("" when none), e.g. to see SAS tokens.
+    queries: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, ranged: bool, nbytes: int) -> None:
+    def add(self, *, ranged: bool, nbytes: int, query: str = "") -> None:
         with self._lock:
             self.requests += 1
             self.range_requests += int(ranged)
             self.bytes_sent += nbytes
+            self.queries.append(query)
 
 
 class _RangeRequestHandler(SimpleHTTPRequestHandler):
@@ -84,7 +87,7 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
 
     stats: RequestStats
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: thousands of range reads per run
 
     def send_head(self) -> Any:
@@ -135,7 +138,8 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
                 break
             outputfile.write(chunk)
             remaining -= len(chunk)
-        self.stats.add(ranged=self._ranged, nbytes=self._remaining - remaining)
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        self.stats.add(ranged=self._ranged, nbytes=self._remaining - remaining, query=query)
 
 
 @dataclass
