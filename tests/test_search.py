@@ -137,3 +137,23 @@ def test_aoi_that_meets_no_item_is_an_empty_search(tmp_path: Path, earth_search_
 def test_missing_aoi_file() -> None:
     with pytest.raises(InputError, match=r"AOI file .* does not exist"):
         search_items("http://127.0.0.1:9", collections=["x"], intersects="/nonexistent/aoi.geojson")
+
+
+def test_cql2_filter_is_evaluated_on_the_client_when_the_api_cannot(api: str, earth_search_items: list[dict]) -> None:
+    expr = {"op": "and", "args": [
+        {"op": "=", "args": [{"property": "platform"}, "sentinel-2b"]},
+        {"op": ">=", "args": [{"property": "datetime"}, {"timestamp": "2018-06-01T00:00:00Z"}]},
+        {"op": "like", "args": [{"property": "s2:processing_baseline"}, "02.%"]},
+    ]}
+    items = search_items(api, collections=["sentinel-2-l2a"], filter=expr, max_cloud_cover=90)
+    expected = sorted(
+        i["id"] for i in earth_search_items
+        if i["properties"]["platform"] == "sentinel-2b" and i["properties"]["datetime"] >= "2018-06-01"
+        and i["properties"]["s2:processing_baseline"].startswith("02.") and i["properties"]["eo:cloud_cover"] <= 90
+    )
+    assert expected and sorted(_ids(items)) == expected
+
+
+def test_unsupported_cql2_operator_is_refused() -> None:
+    with pytest.raises(InputError, match="s_intersects.* is not supported"):
+        search_items("http://127.0.0.1:9", collections=["x"], filter={"op": "s_intersects", "args": []})

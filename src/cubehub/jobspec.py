@@ -55,6 +55,9 @@ class CompositeJob(BaseModel):
     indices: tuple[str, ...] = ("NDVI",)
     index_mode: Literal["per-observation", "of-composite"] = "per-observation"
     max_cloud_cover: float | None = Field(None, ge=0, le=100, description="scene cloud cover limit, percent")
+    filter: dict[str, Any] | None = Field(
+        None, description="CQL2-JSON filter on item properties (sent to the API, or evaluated by cubehub)"
+    )
     epsg: int | None = Field(None, description="output CRS; default: the items' own CRS")
     resolution: float = Field(10.0, gt=0, description="output pixel size in CRS units (metres)")
     bounds: tuple[float, float, float, float] | None = Field(

@@ -92,6 +92,7 @@ def plan_job(job: CompositeJob) -> JobPlan:
         bbox=job.bbox,
         datetime=f"{first.isoformat()}/{last.isoformat()}",
         max_cloud_cover=job.max_cloud_cover,
+        filter=job.filter,
     )
     normalised = normalize_items(found, bands=job.bands)
     items = normalised.items

@@ -28,6 +28,7 @@ import shapely
 import shapely.geometry
 from pystac_client.conformance import ConformanceClasses
 
+from cubehub import cql2
 from cubehub.errors import DataError, EmptySearchError, InputError
 
 #: Named shortcuts for common public STAC APIs.
@@ -150,6 +151,7 @@ def search_items(
     intersects: str | Path | dict[str, Any] | None = None,
     datetime: str | None = None,
     max_cloud_cover: float | None = None,
+    filter: dict[str, Any] | None = None,
     max_items: int | None = None,
     page_size: int = 100,
 ) -> list[pystac.Item]:
@@ -164,6 +166,10 @@ def search_items(
             (EPSG:4326), or a path/URL of a GeoJSON file.
         datetime: ISO 8601 date or range, see :func:`parse_datetime_range`.
         max_cloud_cover: keep items with ``eo:cloud_cover`` <= this, in percent (0..100).
+        filter: a CQL2-JSON expression on item properties, e.g.
+            ``{"op": "=", "args": [{"property": "platform"}, "sentinel-2b"]}``; sent to the
+            API when it conforms to the filter extension, evaluated here otherwise (see
+            :mod:`cubehub.cql2` for the operators).
         max_items: stop after this many items (default: all).
         page_size: items per page requested from the API, default 100.
 
@@ -185,7 +191,12 @@ def search_items(
     if max_items is not None and max_items < 1:
         raise InputError(f"max_items must be at least 1, got {max_items}")
     aoi = read_aoi(intersects) if intersects is not None else None
-    where = _Filter(box, aoi, start, end, max_cloud_cover, set(collections))
+    if filter is not None:
+        cql2.validate(filter)
+    if max_cloud_cover is not None:
+        cover = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud_cover]}
+        filter = cover if filter is None else {"op": "and", "args": [filter, cover]}
+    where = _Filter(box, aoi, start, end, filter, set(collections))
     if is_static_source(source):
         items = [i for i in read_static_items(source) if where.matches(i)]
         url = source
@@ -228,12 +239,11 @@ def _search_api(
         "datetime": _format_range(start, end) if datetime else None,
         "limit": page_size,
     }
-    if max_cloud_cover is not None:
-        if client.conforms_to(ConformanceClasses.FILTER):
-            kwargs["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud_cover]}
-            kwargs["filter_lang"] = "cql2-json"
-        elif client.conforms_to(ConformanceClasses.QUERY):
-            kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud_cover}}
+    if where.cql2 is not None and client.conforms_to(ConformanceClasses.FILTER):
+        kwargs["filter"] = where.cql2
+        kwargs["filter_lang"] = "cql2-json"
+    elif max_cloud_cover is not None and client.conforms_to(ConformanceClasses.QUERY):
+        kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud_cover}}
     with warnings.catch_warnings():
         # rustac and others omit numberMatched; that is not a problem worth a warning.
         warnings.filterwarnings("ignore", message="numberMatched or context.matched")
@@ -256,16 +266,16 @@ class _Filter:
     aoi: dict[str, Any] | None
     start: dt.datetime | None
     end: dt.datetime | None
-    max_cloud_cover: float | None
+    cql2: dict[str, Any] | None
     collections: set[str]
 
     def matches(self, item: pystac.Item) -> bool:
         if item.collection_id is not None and item.collection_id not in self.collections:
             return False
-        if self.max_cloud_cover is not None:
-            cover = item.properties.get("eo:cloud_cover")
-            if cover is not None and float(cover) > self.max_cloud_cover:
-                return False
+        if self.cql2 is not None and not cql2.matches(
+            self.cql2, {"id": item.id, "collection": item.collection_id, "properties": item.properties}
+        ):
+            return False
         when = item.datetime or item.common_metadata.start_datetime
         if when is not None:
             if self.start is not None and when < self.start:
