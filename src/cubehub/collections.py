@@ -81,8 +81,6 @@ class CollectionProfile:
     """How to read ``mask``: SCL classes or QA_PIXEL bits (see :mod:`cubehub.compute.masks`)."""
     resolution_m: float
     """Native resolution of the finest reflectance bands, metres (10 for S2, 30 for Landsat)."""
-    nodata: int = 0
-    """Default no-data value of the data bands."""
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -327,7 +325,9 @@ def _layout_score(profile: CollectionProfile, asset_keys: Iterable[str]) -> int:
     return sum(any(k in keys for k in spec.keys) for spec in (*profile.bands, profile.mask))
 
 
-def _pick_for_item(candidates: list[CollectionProfile], item: Mapping[str, Any]) -> CollectionProfile:
+def _pick_for_item(
+    candidates: list[CollectionProfile], item: Mapping[str, Any]
+) -> CollectionProfile:
     """Tell providers of one collection id apart: API host, then provider properties, then
     which profile's asset keys the item actually has."""
     hosts = _link_hosts(item)
@@ -398,5 +398,7 @@ def profile_for(
         )
     candidates = [p for p in PROFILES if collection_id in p.collection_ids]
     if not candidates:
-        raise InputError(f"item {item.get('id')!r}: unknown collection {collection_id!r}; {_known()}")
+        raise InputError(
+            f"item {item.get('id')!r}: unknown collection {collection_id!r}; {_known()}"
+        )
     return candidates[0] if len(candidates) == 1 else _pick_for_item(candidates, item)

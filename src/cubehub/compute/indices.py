@@ -68,9 +68,7 @@ def supported_indices() -> tuple[str, ...]:
     """Names of the indices cubehub can compute: every input is a band it maps or a
     constant with a default (so kernel indices and those needing thermal bands are out)."""
     usable = set(BAND_SYMBOLS) | set(_default_constants())
-    return tuple(
-        sorted(name for name, index in _catalogue().items() if set(index.bands) <= usable)
-    )
+    return tuple(sorted(name for name, index in _catalogue().items() if set(index.bands) <= usable))
 
 
 def _check_names(names: Sequence[str]) -> list[str]:
@@ -129,6 +127,20 @@ def index_bands(names: Sequence[str], *, available: Collection[str] | None = Non
     return needed
 
 
+def _drop_band_labels(bands: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    """Drop scalar coordinates whose value differs between the bands, such as the ``band``
+    label left by ``cube.sel(band="red")``: an index would otherwise carry one band's label."""
+    arrays = list(bands.values())
+    differing = {
+        name
+        for arr in arrays
+        for name, coord in arr.coords.items()
+        if coord.ndim == 0
+        and not all(name in other.coords and other.coords[name].equals(coord) for other in arrays)
+    }
+    return {band: arr.drop_vars(list(differing), errors="ignore") for band, arr in bands.items()}
+
+
 def compute_indices(
     reflectance: xr.Dataset | Mapping[str, xr.DataArray],
     names: Sequence[str],
@@ -145,7 +157,8 @@ def compute_indices(
     that is missing raises :class:`~cubehub.errors.InputError` before anything runs.
     """
     wanted = _check_names(names)
-    bands = dict(reflectance.data_vars if isinstance(reflectance, xr.Dataset) else reflectance)
+    source = reflectance.data_vars if isinstance(reflectance, xr.Dataset) else reflectance
+    bands = {str(name): arr for name, arr in source.items()}
     params_const = _default_constants() | dict(constants or {})
     unknown_constants = sorted(set(constants or {}) - set(_default_constants()))
     if unknown_constants:
@@ -170,11 +183,13 @@ def compute_indices(
             "load the missing bands too"
         )
 
-    float_bands = {
-        band: (arr if arr.dtype == np.float32 else arr.astype(np.float32))
-        for band, arr in bands.items()
-        if any(band in chosen.values() for chosen in plan.values())
-    }
+    float_bands = _drop_band_labels(
+        {
+            band: (arr if arr.dtype == np.float32 else arr.astype(np.float32))
+            for band, arr in bands.items()
+            if any(band in chosen.values() for chosen in plan.values())
+        }
+    )
     out: dict[str, xr.DataArray] = {}
     for name in wanted:
         index = _catalogue()[name]

@@ -24,8 +24,8 @@ and NaN (a float cube's fill).
 from __future__ import annotations
 
 import math
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, TypeAlias
 
 import dask.array as da
@@ -255,7 +255,9 @@ def clear_mask(
     resolution of ``mask_band``), independently for each 2-D slice.
     """
     if mask_band.ndim < 2:
-        raise InputError(f"a quality band needs at least 2 dims (y, x), got shape {mask_band.shape}")
+        raise InputError(
+            f"a quality band needs at least 2 dims (y, x), got shape {mask_band.shape}"
+        )
     cloud_r, shadow_r = _radii(rule, pixel_size_m)
     codes = _as_integer_codes(mask_band)
     if isinstance(rule, SclMaskRule):
@@ -289,12 +291,17 @@ def clear_mask_xr(mask: xr.DataArray, rule: MaskRule, pixel_size_m: float) -> xr
     block = partial(clear_mask, rule=rule, pixel_size_m=pixel_size_m)
     data = mask.data
     if not isinstance(data, da.Array):
-        out: npt.NDArray[np.bool_] | da.Array = block(np.asarray(data))
-    elif depth == 0:
-        out = data.map_blocks(block, dtype=bool)
+        return xr.DataArray(
+            block(np.asarray(data)), dims=mask.dims, coords=mask.coords, name="clear"
+        )
+    if depth == 0:
+        out = da.map_blocks(block, data, dtype=bool)
     else:
-        depths = {axis: 0 for axis in range(data.ndim - 2)} | {data.ndim - 2: depth, data.ndim - 1: depth}
-        out = data.map_overlap(block, depth=depths, boundary="none", dtype=bool)
+        depths = {axis: 0 for axis in range(data.ndim - 2)} | {
+            data.ndim - 2: depth,
+            data.ndim - 1: depth,
+        }
+        out = da.map_overlap(block, data, depth=depths, boundary="none", dtype=bool)
         if out.chunks != data.chunks:
             # dask enlarges chunks smaller than the depth; give back the caller's chunking.
             out = out.rechunk(data.chunks)
