@@ -87,10 +87,12 @@ def test_summary_counts(demo: DemoResult) -> None:
 
 
 def _leftover(marker: str) -> list[str]:
+    """Command lines of processes, other than this test run, that mention ``marker``."""
+    me = psutil.Process().pid
     found = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if marker in cmd and "pytest" not in cmd:
+        if marker in cmd and p.info["pid"] != me:
             found.append(cmd)
     return found
 
@@ -124,4 +126,30 @@ def test_port_in_use_fails_fast(tmp_path: Path) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"port {port}" in proc.stderr and "already in use" in proc.stderr
+    assert not _leftover(str(tmp_path))
+
+
+def test_ctrl_c_stops_every_server(tmp_path: Path, small_archive: object) -> None:
+    import shutil
+    import signal
+    import time
+
+    # Reuse the session's archive so the run reaches its servers quickly.
+    shutil.copytree(small_archive.root, tmp_path / "archive")  # type: ignore[attr-defined]
+    cmd = [sys.executable, "-m", "cubehub.cli", "demo", "--output", str(tmp_path), "--size", "64"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if "Dask dashboard" in line:
+                break
+        assert any("rustac" in c for c in _leftover(str(tmp_path))), "the STAC API should be running"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+        assert "interrupted" in rest
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(0.5)
     assert not _leftover(str(tmp_path))

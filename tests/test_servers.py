@@ -70,3 +70,32 @@ def test_stac_api_serves_items_and_stops(tmp_path: Path, earth_search_items: lis
         assert {f["id"] for f in body["features"]} == {i["id"] for i in earth_search_items}
         process = api.process
     assert process.poll() is not None, "the STAC API process must be stopped on exit"
+
+
+def test_a_killed_parent_leaves_no_stac_api_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    code = (
+        "import sys, time, pathlib\n"
+        "from cubehub.testing.servers import serve_stac_api\n"
+        f"with serve_stac_api(pathlib.Path({str(items)!r})) as api:\n"
+        "    print(api.process.pid, flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    assert psutil.pid_exists(server)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and psutil.pid_exists(server) and psutil.Process(server).status() != "zombie":
+        time.sleep(0.1)
+    assert not psutil.pid_exists(server) or psutil.Process(server).status() == "zombie"

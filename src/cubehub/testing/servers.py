@@ -232,11 +232,7 @@ def serve_stac_api(
     args.append(str(items))
     log = items.with_name(f"{items.stem}.rustac.log")
     with log.open("wb") as log_file:
-        # A process group of its own, so Ctrl-C in the terminal reaches us, not it, and
-        # we stop it ourselves in `finally`.
-        process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = start_server_process(args, log_file)
     url = f"http://{LOOPBACK}:{port}"
     try:
         _wait_until_up(url, process, timeout, log)
@@ -259,6 +255,23 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float, l
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
     raise ServerError(f"the STAC API server did not answer at {url} within {timeout:.0f} s")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: its own session (so Ctrl-C in the terminal reaches only
+    us, and we stop it in order), and SIGKILL when the parent dies, so that not even a
+    SIGKILLed parent leaves a server behind (Linux prctl PR_SET_PDEATHSIG)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def start_server_process(args: list[str], log_file: Any) -> subprocess.Popen[bytes]:
+    """Start a server subprocess that stops when :func:`stop_process` or its parent's death says so."""
+    return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 3.0) -> None:
