@@ -74,12 +74,15 @@ class RequestStats:
     queries: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, ranged: bool, nbytes: int, query: str = "") -> None:
+    def add_request(self, *, ranged: bool, query: str = "") -> None:
         with self._lock:
             self.requests += 1
             self.range_requests += int(ranged)
-            self.bytes_sent += nbytes
             self.queries.append(query)
+
+    def add_bytes(self, nbytes: int) -> None:
+        with self._lock:
+            self.bytes_sent += nbytes
 
 
 class _RangeRequestHandler(SimpleHTTPRequestHandler):
@@ -106,7 +109,7 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             self._remaining = size
-            self._ranged = False
+            self._count(ranged=False)
             return f
         first, last = match.groups()
         if first == "":  # suffix range: the last N bytes
@@ -127,8 +130,13 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self._remaining = end - start + 1
-        self._ranged = True
+        self._count(ranged=True)
         return f
+
+    def _count(self, *, ranged: bool) -> None:
+        # Counted before the body is sent, so a client that has its answer sees the count.
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        self.stats.add_request(ranged=ranged, query=query)
 
     def copyfile(self, source: Any, outputfile: Any) -> None:
         remaining = self._remaining
@@ -138,8 +146,7 @@ class _RangeRequestHandler(SimpleHTTPRequestHandler):
                 break
             outputfile.write(chunk)
             remaining -= len(chunk)
-        query = self.path.split("?", 1)[1] if "?" in self.path else ""
-        self.stats.add(ranged=self._ranged, nbytes=self._remaining - remaining, query=query)
+            self.stats.add_bytes(len(chunk))
 
 
 @dataclass
