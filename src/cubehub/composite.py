@@ -106,11 +106,11 @@ def seasonal_composite(
     for k, _window in enumerate(calendar.windows):
         season = data.isel(time=np.flatnonzero(assigned == k)).chunk(time=-1)
         # (T, band, y, x) -> (q, band, y, x), one sort per pixel for all percentiles.
-        values, _ = percentiles_dask(season.data, q, nodata=NODATA, method=method, min_count=min_count)
+        values, valid = percentiles_dask(season.data, q, nodata=NODATA, method=method, min_count=min_count)
         for j, band in enumerate(bands):
             per_band[band].append(values[:, j] * cube.scale[band] + cube.offset[band])
-        valid = season.isel(band=0) != NODATA
-        counts.append(valid.sum("time").astype(np.uint16).data)
+        # Clear observations of the first band: the mask is shared, nodata is per band.
+        counts.append(valid[0])
         if per_index:
             reflectance = _reflectance(season, cube)
             observed = compute_indices(reflectance, list(per_index))

@@ -190,9 +190,7 @@ def _validate_years(years: Iterable[int]) -> list[int]:
         raise InputError("years is empty: pass at least one year, e.g. [2022]")
     outside = sorted(y for y in checked if not datetime.MINYEAR < y <= datetime.MAXYEAR)
     if outside:
-        raise InputError(
-            f"years {outside} are outside {datetime.MINYEAR + 1}..{datetime.MAXYEAR}"
-        )
+        raise InputError(f"years {outside} are outside {datetime.MINYEAR + 1}..{datetime.MAXYEAR}")
     return sorted(checked)
 
 
@@ -270,10 +268,10 @@ def months(years: Iterable[int]) -> SeasonCalendar:
 def _parse_month_day(text: object, where: str) -> tuple[int, int]:
     match = _MONTH_DAY.match(text) if isinstance(text, str) else None
     if match is None:
-        raise InputError(f"{where}: {text!r} is not a \"MM-DD\" day such as \"03-21\"")
+        raise InputError(f'{where}: {text!r} is not a "MM-DD" day such as "03-21"')
     month, day = int(match[1]), int(match[2])
     if not 1 <= month <= 12 or not 1 <= day <= _last_of_month(2000, month).day:
-        raise InputError(f"{where}: {text!r} is not a day of the year (\"MM-DD\")")
+        raise InputError(f'{where}: {text!r} is not a day of the year ("MM-DD")')
     return month, day
 
 
@@ -293,8 +291,7 @@ def custom_calendar(
     """
     if isinstance(windows, str) or not windows:
         raise InputError(
-            'custom calendar needs windows such as [("wet", "04-01", "10-31")], '
-            f"got {windows!r}"
+            f'custom calendar needs windows such as [("wet", "04-01", "10-31")], got {windows!r}'
         )
     specs = []
     for position, spec in enumerate(windows):
