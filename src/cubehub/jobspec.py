@@ -12,9 +12,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cubehub.clusterspec import ClusterSection
 from cubehub.errors import InputError
 from cubehub.search import check_bbox
 from cubehub.seasons import calendar_from_name
+from cubehub.storage import check_no_secrets
 
 
 class MaskSpec(BaseModel):
@@ -72,8 +74,23 @@ class CompositeJob(BaseModel):
         "fail", description="an asset that cannot be read stops the job (fail) or counts as nodata (missing)"
     )
     output: str = Field(description="Zarr store URL: a local path, s3://bucket/path, ...")
-    overwrite: bool = False
-    zarr_format: Literal[2, 3] = 3
+    overwrite: bool = Field(False, description="replace an existing store made by a different job")
+    zarr_format: Literal[2, 3] = Field(3, description="Zarr format of the store: 3, or 2 for older readers (GDAL <= 3.10)")
+    store_kind: Literal["zarr", "icechunk"] = Field(
+        "zarr", description="zarr, or icechunk for transactional writes (a job appears at once on commit)"
+    )
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint of a non-AWS object store, e.g. http://minio:9000; default AWS_ENDPOINT_URL or AWS"
+    )
+    profile: str | None = Field(None, description="named AWS profile holding the S3 credentials")
+    anonymous: bool = Field(False, description="unsigned requests, for public buckets")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="more fsspec options for the output (never credentials: those come from the environment)",
+    )
+    cluster: ClusterSection = Field(
+        default_factory=ClusterSection, description="where the job runs (backend and its settings); see cubehub.clusterspec"
+    )
 
     @field_validator("bbox")
     @classmethod
@@ -97,6 +114,15 @@ class CompositeJob(BaseModel):
     def _calendar(cls, value: str) -> str:
         try:
             calendar_from_name(value, [2000])
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("storage_options")
+    @classmethod
+    def _storage_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            check_no_secrets(value, "storage_options")
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
