@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-SERVER_NAMES = ("rustac", "weed", "dask-scheduler", "dask-worker", "configurable-http-proxy")
+SERVER_NAMES = ("rustac", "weed", "dask scheduler", "dask worker", "dask-scheduler", "dask-worker", "configurable-http-proxy")
 
 
 def server_processes() -> list[psutil.Process]:
@@ -48,3 +48,144 @@ def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from cubehub.testing.archive import ArchiveSpec, build_archive
 
     return build_archive(tmp_path_factory.mktemp("archive-64"), ArchiveSpec(size=64))
+
+
+# --- output stores (helper "store"): a small archive, its STAC API, and an S3 server ------
+
+
+#: Credentials of the session's S3 server; tests check they never reach a store or a log.
+S3_CANARY_KEY = "CUBEHUBCANARYKEY7Q2X"
+S3_CANARY_SECRET = "canary-secret-d41d8cd98f00b204e9800998"
+
+
+@pytest.fixture(scope="session")
+def store_archive(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A 64 x 64 px archive with one date every 16 days (23 dates): 4 tiles of 32 px, quick."""
+    from cubehub.testing.archive import ArchiveSpec, build_archive
+
+    return build_archive(tmp_path_factory.mktemp("store-archive"), ArchiveSpec(size=64, revisit_days=16))
+
+
+@pytest.fixture(scope="session")
+def store_stac_api(store_archive: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a STAC API (rustac) serving ``store_archive``, whose COGs are served over HTTP."""
+    from cubehub.testing.servers import serve_files, serve_stac_api
+
+    items = tmp_path_factory.mktemp("store-items") / "items.json"
+    with serve_files(store_archive.root) as files:
+        store_archive.write_item_collection(items, files.url)
+        with serve_stac_api(items, store_archive.collection_dict()) as api:
+            yield api.url
+
+
+@pytest.fixture(scope="session")
+def store_job_fields(store_archive: Any, store_stac_api: str) -> dict[str, Any]:
+    """Fields of a 4-tile composite job on ``store_archive`` (add ``output``)."""
+    return {
+        "stac_api": store_stac_api,
+        "bbox": store_archive.bbox_lonlat(),
+        "bounds": store_archive.bounds,
+        "epsg": store_archive.epsg,
+        "years": [2022],
+        "bands": ("red", "nir"),
+        "indices": ("NDVI",),
+        "chunk_size": 32,
+        "tile_size": 32,
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A SeaweedFS S3 server on loopback with bucket ``composites``; killed at the end."""
+    from cubehub.testing.s3 import serve_s3
+
+    with serve_s3(
+        tmp_path_factory.mktemp("s3"), buckets=["composites"],
+        access_key=S3_CANARY_KEY, secret_key=S3_CANARY_SECRET,
+    ) as server:
+        yield server
+
+
+#: A writer process for crash and concurrency tests: ``python writer.py config.json``.
+#: Config: {"job": {...job fields...}, "tiles": [ids] or null}. Without "tiles" a zarr job
+#: runs through the pipeline (run_job); otherwise the listed tiles (or all, for icechunk)
+#: go through the store protocol directly, as the pipeline drives it.
+STORE_WRITER = '''
+import json, sys
+from distributed import Client, LocalCluster
+from cubehub.jobspec import make_job
+from cubehub.pipeline import plan_job, run_job, template, tile_composite
+from cubehub.store import CompositeStore
+
+
+def drive(job, client, wanted=None):
+    plan = plan_job(job)
+    first = tile_composite(plan, plan.tiles[0])
+    store = CompositeStore.open_or_create(
+        job.output, template(first, plan.grid, job.chunk_size), plan.tiles,
+        store_kind=job.store_kind, overwrite=job.overwrite, zarr_format=job.zarr_format,
+    )
+    done = store.completed_tiles()
+    todo = [t for t in plan.tiles if t.id not in done and (wanted is None or t.id in wanted)]
+    futures = [client.compute(store.write_tile(tile_composite(plan, t), t)) for t in todo]
+    for tile, future in zip(todo, futures):
+        store.mark_complete(tile, future.result())
+    store.finish()
+    return store, [t.id for t in todo]
+
+
+if __name__ == "__main__":
+    config = json.loads(open(sys.argv[1]).read())
+    job = make_job(**config["job"])
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster, Client(cluster) as client:
+        if config.get("tiles") is None and job.store_kind == "zarr":
+            run_job(job, client, show_progress=False)
+        else:
+            drive(job, client, config.get("tiles"))
+    print("writer done")
+'''
+
+
+@pytest.fixture(scope="session")
+def store_writer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the :data:`STORE_WRITER` script."""
+    path = tmp_path_factory.mktemp("store-writer") / "writer.py"
+    path.write_text(STORE_WRITER)
+    return path
+
+
+@pytest.fixture(scope="session")
+def store_drive(store_writer: Path) -> Any:
+    """``drive(job, client, wanted=None) -> (store, tile ids written)``: the writer's loop, in-process."""
+    namespace: dict[str, Any] = {"__name__": "store_writer"}
+    exec(compile(store_writer.read_text(), str(store_writer), "exec"), namespace)
+    return namespace["drive"]
+
+
+@pytest.fixture(scope="session")
+def store_reference(store_job_fields: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The in-memory result of the ``store_job_fields`` job: per variable, the stored integers
+    (CF-encoded exactly as a store holds them) over the whole grid; computed without any store."""
+    import numpy as np
+    import xarray as xr
+
+    from cubehub.jobspec import make_job
+    from cubehub.pipeline import plan_job, tile_composite
+
+    job = make_job(**store_job_fields, output=str(tmp_path_factory.mktemp("unused") / "x.zarr"))
+    plan = plan_job(job)
+    rows, cols = plan.grid.shape
+    out: dict[str, Any] = {}
+    for tile in plan.tiles:
+        ds = tile_composite(plan, tile).compute(scheduler="threads")
+        for name, var in ds.data_vars.items():
+            encoded = xr.conventions.encode_cf_variable(var.variable, name=str(name))
+            if name not in out:
+                shape = tuple(rows if d == "y" else cols if d == "x" else var.sizes[d] for d in var.dims)
+                out[str(name)] = np.zeros(shape, dtype=encoded.dtype)
+            region = tuple(slice(*tile.y) if d == "y" else slice(*tile.x) if d == "x" else slice(None) for d in var.dims)
+            out[str(name)][region] = encoded.values
+    return {"arrays": out, "tiles": [t.id for t in plan.tiles], "plan": plan}

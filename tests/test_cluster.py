@@ -13,9 +13,9 @@ import dask.config
 import pytest
 from dask_kubernetes.operator import KubeCluster
 
-import cubehub.cluster
+import cubehub.clusters
 from cubehub import config
-from cubehub.cluster import cluster, kube_settings, pod_namespace, scheduler_address
+from cubehub.clusters import cluster, kube_settings, pod_namespace, scheduler_address
 from cubehub.errors import ClusterError, ExitCode, InputError
 from cubehub.guards import WorkerSettings, compare_versions, worker_environment
 from cubehub.testing.servers import free_port
@@ -158,7 +158,7 @@ def test_compare_versions_reports_both_versions_and_where() -> None:
 def test_local_backend_starts_guarded_workers_and_stops_them() -> None:
     import cubehub
 
-    # The public spelling, with the module cubehub.cluster already imported (above).
+    # The public spelling, with the module cubehub.clusters already imported (above).
     with cubehub.cluster("local", n_workers=1, threads_per_worker=1, dashboard=False) as client:
         seen = client.run(lambda: os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN"))
         assert list(seen.values()) == ["EMPTY_DIR"]
@@ -172,7 +172,7 @@ def test_kubernetes_backend_without_api_access_fails_cleanly(monkeypatch: pytest
     """A pod without credentials for the API: one ClusterError, nothing left for dask-kubernetes's atexit."""
     mounted = tmp_path / "namespace"
     mounted.write_text("eo-users\n")
-    monkeypatch.setattr(cubehub.cluster, "NAMESPACE_FILE", mounted)
+    monkeypatch.setattr(cubehub.clusters, "NAMESPACE_FILE", mounted)
     # Loopback and a closed port: nothing may leave this machine.
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(free_port()))

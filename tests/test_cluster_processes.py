@@ -28,7 +28,7 @@ import yaml
 from distributed import Client
 
 from cubehub import __version__
-from cubehub.cluster import cluster
+from cubehub.clusters import cluster
 from cubehub.errors import ExitCode, VersionMismatchError
 from cubehub.guards import VersionMismatchWarning
 from cubehub.jobspec import CompositeJob, make_job

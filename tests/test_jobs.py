@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-import cubehub.cluster
+import cubehub.clusters
 from cubehub.cli import main
 from cubehub.errors import ExitCode
 from cubehub.jobspec import make_job
@@ -214,7 +214,7 @@ def test_k8s_job_rendered_in_a_notebook_pod_takes_its_namespace_image_and_owner(
 ) -> None:
     mounted = tmp_path / "namespace"
     mounted.write_text("jhub-users\n")
-    monkeypatch.setattr(cubehub.cluster, "NAMESPACE_FILE", mounted)
+    monkeypatch.setattr(cubehub.clusters, "NAMESPACE_FILE", mounted)
     pod = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "JUPYTER_IMAGE_SPEC": "quay.io/cubehub/notebook:2026.11",
            "HOSTNAME": "jupyter-alice", "CUBEHUB_POD_UID": "8c0a7f3e-1d2b-4e5f-9a6b-7c8d9e0f1a2b", "CUBEHUB_USER": "alice"}
     job = write_job(tmp_path / "graz.yaml", job_fields)

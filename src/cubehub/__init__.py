@@ -44,7 +44,7 @@ _EXPORTS = {
     "load_job": "cubehub.jobspec",
     "plan_job": "cubehub.pipeline",
     "run_job": "cubehub.pipeline",
-    "cluster": "cubehub.cluster",
+    "cluster": "cubehub.clusters",
     "open_composite": "cubehub.store",
     "write_quicklook": "cubehub.quicklook",
 }

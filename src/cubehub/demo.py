@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from cubehub.cluster import cluster
+from cubehub.clusters import cluster
 from cubehub.errors import OutputLocationError
 from cubehub.jobspec import make_job
 from cubehub.pipeline import JobResult, run_job

@@ -6,6 +6,7 @@ Python), with messages that name the field, what was wrong, and the valid choice
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,13 +164,27 @@ def load_job(path: Path | str) -> CompositeJob:
         raise InputError(_describe(exc, f"job file {path}")) from None
 
 
+def _keys_at(path: tuple[int | str, ...]) -> list[str]:
+    """The keys a job file accepts at ``path`` (e.g. ``("cluster",)``)."""
+    model: type[BaseModel] = CompositeJob
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
 def _describe(exc: ValidationError, where: str) -> str:
     problems = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            valid = ", ".join(CompositeJob.model_fields)
-            problems.append(f"unknown key {field!r} (valid keys: {valid})")
+            keys = _keys_at(err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), keys, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"unknown key {field!r} ({hint}valid keys there: {', '.join(keys)})")
         elif err["type"] == "missing":
             problems.append(f"missing required key {field!r}")
         else:

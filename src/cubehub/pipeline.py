@@ -9,6 +9,7 @@ of tiles in flight so no submission exceeds the task budget.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pystac
 import xarray as xr
-from distributed import Client, Future
+from distributed import Client
 from pyproj import Transformer
 
 from cubehub import progress
@@ -35,6 +36,7 @@ from cubehub.tiles import Tile, split_grid
 
 #: Default largest number of tasks in one submission to the scheduler.
 TASK_BUDGET = 100_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,11 @@ def run_job(
     """
     started = time.perf_counter()
     plan = plan_job(job)
-    first = tile_composite(plan, plan.tiles[0])
+    # The store's template is shaped like a tile with data; tiles over no item (sea, gaps
+    # between orbits) are recorded complete without writing: readers see nodata there.
+    first_tile = next(t for t in plan.tiles if plan.tile_items(t).items)
+    first = tile_composite(plan, first_tile)
+    _check_budget(first, first_tile, task_budget)  # before anything is written
     store = CompositeStore.open_or_create(
         job.output,
         template(first, plan.grid, job.chunk_size),
@@ -159,19 +165,38 @@ def run_job(
     )
     done = store.completed_tiles()
     todo = [t for t in plan.tiles if t.id not in done]
-    in_flight = _tiles_in_flight(first, task_budget)
     written: list[str] = []
-    for batch_start in range(0, len(todo), in_flight):
-        batch = todo[batch_start : batch_start + in_flight]
-        futures: list[Future] = []
-        for tile in batch:
-            ds = first if tile == plan.tiles[0] else tile_composite(plan, tile)
-            futures.append(client.compute(store.write_tile(ds, tile)))
-        progress.wait(futures, f"tiles {batch_start + 1}-{batch_start + len(batch)} of {len(todo)}", show=show_progress)
-        for tile, future in zip(batch, futures, strict=True):
+    batch: list[tuple[Tile, xr.Dataset]] = []
+    batch_tasks = 0
+
+    def submit_batch() -> None:
+        futures = [client.compute(store.write_tile(ds, tile)) for tile, ds in batch]
+        ids = ", ".join(tile.id for tile, _ in batch)
+        progress.wait(futures, f"tiles {len(written) + 1}-{len(written) + len(batch)} of {len(todo)}", show=show_progress)
+        for (tile, _), future in zip(batch, futures, strict=True):
             future.result()
             store.mark_complete(tile)
             written.append(tile.id)
+        log.info("tiles complete: %s (%d of %d)", ids, len(written), len(todo))
+        batch.clear()
+
+    # Greedy packing, in tile order: a submission closes when the next tile's graph would
+    # take it over the task budget (the rule `cubehub plan` reports with pack_tiles).
+    for tile in todo:
+        if not plan.tile_items(tile).items:
+            store.mark_complete(tile)
+            written.append(tile.id)
+            log.info("tile %s meets no item: recorded complete, nothing written", tile.id)
+            continue
+        ds = first if tile == first_tile else tile_composite(plan, tile)
+        tasks = _check_budget(ds, tile, task_budget)
+        if batch and batch_tasks + tasks > task_budget:
+            submit_batch()
+            batch_tasks = 0
+        batch.append((tile, ds))
+        batch_tasks += tasks
+    if batch:
+        submit_batch()
     counts = store.open()["valid_count"]
     mean_valid = {str(s): float(counts.sel(season=s).mean()) for s in counts.season.values}
     return JobResult(
@@ -220,14 +245,15 @@ def _mask_rule(job: CompositeJob, kind: str) -> MaskRule:
     return rule_for_kind(kind, dilate_cloud_m=job.mask.dilate_cloud_m, dilate_shadow_m=job.mask.dilate_shadow_m)
 
 
-def _tiles_in_flight(tile_ds: xr.Dataset, task_budget: int) -> int:
+def _check_budget(tile_ds: xr.Dataset, tile: Tile, task_budget: int) -> int:
+    """The number of tasks of one tile's graph; refuses a tile above the budget."""
     tasks = len(tile_ds.__dask_graph__())
     if tasks > task_budget:
         raise InputError(
-            f"one tile needs {tasks} tasks, above the task budget of {task_budget}; "
+            f"tile {tile.id} needs {tasks} tasks, above the task budget of {task_budget}; "
             "lower tile_size or raise the budget"
         )
-    return max(1, task_budget // max(tasks, 1))
+    return tasks
 
 
 def _lonlat_box(grid: OutputGrid) -> tuple[float, float, float, float]:

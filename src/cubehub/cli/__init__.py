@@ -5,6 +5,7 @@ Commands live in modules of this package (one per area), each exporting ``COMMAN
 
 from __future__ import annotations
 
+import signal
 import traceback
 
 import click
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cubehub.errors import CubehubError, ExitCode
+from cubehub.interrupts import handle_interrupts
 
 console = Console(stderr=True)
 
@@ -27,7 +29,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            # SIGTERM too: a batch job stopped by Kubernetes keeps its completed tiles.
+            with handle_interrupts(signal.SIGTERM):
+                return super().invoke(ctx)
         except CubehubError as exc:
             if debug:
                 traceback.print_exc()

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 from concurrent.futures import CancelledError
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -100,10 +98,6 @@ def plan(job: str, task_budget: int | None, threads_per_worker: int, as_json: bo
         )
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
 def _cluster_options(composite_job: CompositeJob, backend: str | None, address: str | None) -> dict[str, Any]:
     """Keyword arguments of :func:`cubehub.cluster.cluster`: options > job file > settings."""
     options = composite_job.cluster.overrides()
@@ -137,15 +131,15 @@ def run(job: str, backend: str | None, address: str | None, task_budget: int | N
     from distributed import KilledWorker
     from distributed.comm import CommClosedError
 
-    from cubehub.cluster import cluster
+    from cubehub.clusters import cluster
     from cubehub.pipeline import run_job
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     composite_job = read_job(job)
     options = _cluster_options(composite_job, backend, address)
     log.info("job %s: output %s, %d year(s), bbox %s", job, composite_job.output, len(composite_job.years), composite_job.bbox)
-    # Kubernetes stops pods (deadline, eviction) with SIGTERM: stop as on Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Kubernetes stops pods (deadline, eviction) with SIGTERM: the CLI group stops on it as
+    # on Ctrl-C (cubehub.interrupts).
     try:
         with cluster(**options) as client:
             log.info("cluster %s, dashboard %s", client.scheduler_info().get("address"), client.dashboard_link)
@@ -156,8 +150,6 @@ def run(job: str, backend: str | None, address: str | None, task_budget: int | N
         ) from exc
     except (CommClosedError, CancelledError) as exc:
         raise ClusterError(f"lost the connection to the Dask scheduler: {exc}") from exc
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     log.info("done: %d tile(s) written, %d skipped, %.1f s", len(result.tiles_written), len(result.tiles_skipped), result.seconds)
     click.echo(f"Zarr store   {result.output}")
     click.echo(f"Tiles        {len(result.tiles_written)} written, {len(result.tiles_skipped)} already complete")
@@ -206,7 +198,7 @@ def k8s_job(
       cubehub k8s job graz-2022.yaml --namespace eo --secret s3-credentials | kubectl apply -f -
     """
     from cubehub import config, kube
-    from cubehub.cluster import kube_settings, pod_namespace, pod_template
+    from cubehub.clusters import kube_settings, pod_namespace, pod_template
 
     composite_job = read_job(job)
     overrides: dict[str, Any] = dict(composite_job.cluster.overrides().get("kubernetes", {}))
@@ -267,7 +259,7 @@ def k8s_gc(namespace: str | None, dry_run: bool) -> None:
     import kr8s
 
     from cubehub import config, kube
-    from cubehub.cluster import pod_namespace
+    from cubehub.clusters import pod_namespace
 
     target = namespace or config.get("cluster.kubernetes.namespace") or pod_namespace()
     try:

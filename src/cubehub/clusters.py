@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
-import types
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -263,22 +261,6 @@ def _read_back(name: str, namespace: str) -> dict[str, Any]:
     if not found:
         raise ClusterError(f"DaskCluster {name} vanished right after creation")
     return dict(found[0].raw)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`cluster`.
-
-    ``cubehub.cluster(...)`` is the public way to get a cluster, and ``cubehub.cluster`` is
-    also this module's name: once anything imports the module, Python binds the package
-    attribute to the module, not to the function. Calling the module calls the function,
-    so ``cubehub.cluster("local")`` works whatever was imported first.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return cluster(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "BACKENDS",
