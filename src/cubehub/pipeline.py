@@ -31,7 +31,13 @@ from cubehub.jobspec import CompositeJob
 from cubehub.reader import missing_assets
 from cubehub.search import search_items
 from cubehub.seasons import SeasonCalendar, calendar_from_name
-from cubehub.store import CompositeStore, encode_composite, provenance_attrs
+from cubehub.store import (
+    CompositeStore,
+    check_output,
+    encode_composite,
+    job_storage_options,
+    provenance_attrs,
+)
 from cubehub.tiles import Tile, split_grid
 
 #: Default largest number of tasks in one submission to the scheduler.
@@ -150,6 +156,8 @@ def run_job(
         ...                      years=[2023], output="graz.zarr"), client)
     """
     started = time.perf_counter()
+    options = job_storage_options(job)
+    check_output(job.output, options)  # bucket, credentials, endpoint: fail in seconds
     plan = plan_job(job)
     # The store's template is shaped like a tile with data; tiles over no item (sea, gaps
     # between orbits) are recorded complete without writing: readers see nodata there.
@@ -160,8 +168,10 @@ def run_job(
         job.output,
         template(first, plan.grid, job.chunk_size),
         plan.tiles,
+        storage_options=options,
         zarr_format=job.zarr_format,
         overwrite=job.overwrite,
+        store_kind=job.store_kind,
     )
     done = store.completed_tiles()
     todo = [t for t in plan.tiles if t.id not in done]
@@ -174,8 +184,7 @@ def run_job(
         ids = ", ".join(tile.id for tile, _ in batch)
         progress.wait(futures, f"tiles {len(written) + 1}-{len(written) + len(batch)} of {len(todo)}", show=show_progress)
         for (tile, _), future in zip(batch, futures, strict=True):
-            future.result()
-            store.mark_complete(tile)
+            store.mark_complete(tile, future.result())  # transactional stores merge it here
             written.append(tile.id)
         log.info("tiles complete: %s (%d of %d)", ids, len(written), len(todo))
         batch.clear()
@@ -197,6 +206,7 @@ def run_job(
         batch_tasks += tasks
     if batch:
         submit_batch()
+    store.finish(f"cubehub run: {len(written)} tile(s)")  # Icechunk commits; STAC records refreshed
     counts = store.open()["valid_count"]
     mean_valid = {str(s): float(counts.sel(season=s).mean()) for s in counts.season.values}
     return JobResult(
