@@ -43,6 +43,7 @@ import json
 import os
 import socket
 import time
+import uuid
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -227,9 +228,12 @@ def check_writable(
         if protocol_of(url) == "file":
             _check_local_writable(url, path)
             return
-        probe = f"{path.rstrip('/')}/.cubehub-write-probe"
+        # Beside the store, not in it: a probe inside would make the path look taken.
+        parent = path.rstrip("/").rsplit("/", 1)[0]
+        probe = f"{parent}/.cubehub-write-probe-{uuid.uuid4().hex}"
         fs.pipe(probe, b"")
         fs.rm(probe)
+        fs.invalidate_cache(parent)
 
 
 def _check_local_writable(url: str, path: str) -> None:
