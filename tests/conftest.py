@@ -94,6 +94,17 @@ def store_job_fields(store_archive: Any, store_stac_api: str) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="module")
+def local_client() -> Iterator[Any]:
+    """A local cluster of one worker process with two threads, per test module."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A SeaweedFS S3 server on loopback with bucket ``composites``; killed at the end."""
@@ -107,32 +118,12 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 #: A writer process for crash and concurrency tests: ``python writer.py config.json``.
-#: Config: {"job": {...job fields...}, "tiles": [ids] or null}. Without "tiles" a zarr job
-#: runs through the pipeline (run_job); otherwise the listed tiles (or all, for icechunk)
-#: go through the store protocol directly, as the pipeline drives it.
+#: Config: {"job": {...job fields...}, "tiles": [ids] or null (all tiles)}.
 STORE_WRITER = '''
 import json, sys
 from distributed import Client, LocalCluster
 from cubehub.jobspec import make_job
-from cubehub.pipeline import plan_job, run_job, template, tile_composite
-from cubehub.store import CompositeStore
-
-
-def drive(job, client, wanted=None):
-    plan = plan_job(job)
-    first = tile_composite(plan, plan.tiles[0])
-    store = CompositeStore.open_or_create(
-        job.output, template(first, plan.grid, job.chunk_size), plan.tiles,
-        store_kind=job.store_kind, overwrite=job.overwrite, zarr_format=job.zarr_format,
-    )
-    done = store.completed_tiles()
-    todo = [t for t in plan.tiles if t.id not in done and (wanted is None or t.id in wanted)]
-    futures = [client.compute(store.write_tile(tile_composite(plan, t), t)) for t in todo]
-    for tile, future in zip(todo, futures):
-        store.mark_complete(tile, future.result())
-    store.finish()
-    return store, [t.id for t in todo]
-
+from cubehub.pipeline import run_job
 
 if __name__ == "__main__":
     config = json.loads(open(sys.argv[1]).read())
@@ -141,10 +132,7 @@ if __name__ == "__main__":
         n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
     ) as cluster, Client(cluster) as client:
-        if config.get("tiles") is None and job.store_kind == "zarr":
-            run_job(job, client, show_progress=False)
-        else:
-            drive(job, client, config.get("tiles"))
+        run_job(job, client, tiles=config.get("tiles"), show_progress=False)
     print("writer done")
 '''
 
@@ -158,11 +146,15 @@ def store_writer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def store_drive(store_writer: Path) -> Any:
-    """``drive(job, client, wanted=None) -> (store, tile ids written)``: the writer's loop, in-process."""
-    namespace: dict[str, Any] = {"__name__": "store_writer"}
-    exec(compile(store_writer.read_text(), str(store_writer), "exec"), namespace)
-    return namespace["drive"]
+def store_drive() -> Any:
+    """``drive(job, client, tiles=None) -> (JobResult, tile ids written)``, in this process."""
+    from cubehub.pipeline import run_job
+
+    def drive(job: Any, client: Any, tiles: Any = None) -> tuple[Any, list[str]]:
+        result = run_job(job, client, tiles=tiles, show_progress=False)
+        return result, result.tiles_written
+
+    return drive
 
 
 @pytest.fixture(scope="session")

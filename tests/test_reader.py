@@ -14,7 +14,7 @@ from typing import Any
 import cloudpickle
 import dask
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from cubehub.cube import load_cube
 from cubehub.errors import AssetReadError
@@ -115,10 +115,12 @@ def test_a_failed_read_stops_the_job_naming_the_href(small_archive: Any, archive
             cube.data.sum().compute()
 
 
-def test_missing_assets_are_counted_when_allowed(small_archive: Any, archive_missing_a_file: tuple) -> None:
+def test_missing_assets_are_counted_when_allowed(
+    small_archive: Any, archive_missing_a_file: tuple, local_client: Client
+) -> None:
     item, root, rel = archive_missing_a_file
-    with serve_files(root) as files, LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                                                   dashboard_address=None) as lc, Client(lc) as client:
+    client = local_client
+    with serve_files(root) as files:
         cube = load_cube(_items(small_archive, files.url), BANDS, bbox=small_archive.bbox_lonlat(),
                          on_read_error="missing")
         red = client.compute(cube.data.sel(band="red")).result()

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from cubehub.errors import InputError
 from cubehub.icechunk_store import open_icechunk, snapshot_history
@@ -25,11 +24,8 @@ from cubehub.store import open_composite
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    ) as lc, Client(lc) as c:
-        yield c
+def client(local_client: Client) -> Client:
+    return local_client
 
 
 @pytest.fixture(scope="module")

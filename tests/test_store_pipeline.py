@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import Client, get_task_stream
 
 from cubehub.cli.store import info, open_
 from cubehub.completion import Completion
@@ -31,11 +30,8 @@ CHUNK = 32
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    ) as lc, Client(lc) as c:
-        yield c
+def client(local_client: Client) -> Client:
+    return local_client
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -82,6 +82,7 @@ class JobResult:
     tiles_written: list[str]
     tiles_skipped: list[str]
     missing_assets: list[str]
+    snapshot_id: str | None
     mean_valid_per_season: dict[str, float]
     seconds: float
 
@@ -146,9 +147,18 @@ def run_job(
     client: Client,
     *,
     task_budget: int = TASK_BUDGET,
+    tiles: Collection[str] | None = None,
     show_progress: bool = True,
 ) -> JobResult:
     """Run a job on ``client``'s cluster; resumable: complete tiles are skipped.
+
+    Args:
+        job: the job.
+        client: a client of the cluster to compute on (see :func:`cubehub.cluster`).
+        task_budget: most tasks in one submission to the scheduler, default 100 000.
+        tiles: only these tile ids (e.g. ``r0000c0001``), default all: several writers
+            may share one job's tiles, each running its own part.
+        show_progress: show a progress bar (a widget in notebooks).
 
     Example:
         >>> with cluster("local") as client:  # doctest: +SKIP
@@ -174,7 +184,7 @@ def run_job(
         store_kind=job.store_kind,
     )
     done = store.completed_tiles()
-    todo = [t for t in plan.tiles if t.id not in done]
+    todo = [t for t in plan.tiles if t.id not in done and (tiles is None or t.id in tiles)]
     written: list[str] = []
     batch: list[tuple[Tile, xr.Dataset]] = []
     batch_tasks = 0
@@ -217,6 +227,7 @@ def run_job(
         tiles_written=written,
         tiles_skipped=sorted(done),
         missing_assets=missing_assets(client),
+        snapshot_id=store.snapshot_id,
         mean_valid_per_season=mean_valid,
         seconds=time.perf_counter() - started,
     )

@@ -281,6 +281,8 @@ class TileStore(ABC):
     """
 
     url: str
+    #: The snapshot a transactional store committed in :meth:`finish` (None: not one).
+    snapshot_id: str | None = None
 
     @abstractmethod
     def completed_tiles(self) -> set[str]:
