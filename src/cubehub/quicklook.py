@@ -1,34 +1,258 @@
-"""PNG quicklooks of a composite: true colour and an index per season, with colour bars."""
+"""PNG quicklooks of a composite: true colour, any index, any season and percentile.
+
+One column per season, titled with the season's label and dates; one row per layer (true
+colour, each index, optionally the clear-observation counts), each index and the counts with
+a colour bar. An index that is not stored but whose bands are is computed from the composite
+bands at the chosen percentile (e.g. NDWI of the p50 green and nir), and its label says so.
+
+Figures are built with matplotlib's object API, never ``pyplot``, so importing this module
+changes no backend: files are written through Agg, and in a notebook the returned
+:class:`~matplotlib.figure.Figure` shows inline.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on servers and workers
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
+from cubehub.compute.indices import compute_indices, index_bands, supported_indices
 from cubehub.errors import InputError
 
 #: Reflectance mapped to full brightness in true colour (0.3 suits land surfaces).
 RGB_MAX_REFLECTANCE = 0.3
-_MAX_PIXELS_PLOTTED = 800
+#: Gamma applied to true colour, brightening the dark vegetation and water a little.
+RGB_GAMMA = 1.6
+#: Largest image edge drawn, in pixels; larger composites are subsampled by a whole step.
+MAX_PIXELS_PLOTTED = 800
+#: Colour map and fixed range of indices whose values stay within -1..1 (NDVI, NDWI, NBR, ...).
+INDEX_CMAP = "RdYlGn"
+COUNT_CMAP = "viridis"
 
 
-def _season_title(ds: xr.Dataset, season: str) -> str:
+@dataclass(frozen=True)
+class _Layer:
+    """One row of the figure: its kind, variable name and label."""
+
+    kind: str  # "rgb", "index" or "count"
+    name: str
+    label: str
+
+
+def season_title(ds: xr.Dataset, season: str) -> str:
+    """``"2022-winter\\n2021-12-02 .. 2022-03-20"``: a season's label and inclusive dates."""
     start = pd.Timestamp(ds["season_start"].sel(season=season).values).date()
     end = pd.Timestamp(ds["season_end"].sel(season=season).values).date()
     return f"{season}\n{start} .. {end}"
 
 
-def _thin(da: xr.DataArray) -> xr.DataArray:
-    step = max(1, int(np.ceil(max(da.sizes["y"], da.sizes["x"]) / _MAX_PIXELS_PLOTTED)))
+def stored_indices(ds: xr.Dataset) -> list[str]:
+    """Names of the spectral-index variables a composite holds, e.g. ``["NDVI"]``."""
+    known = set(supported_indices())
+    return [str(name) for name in ds.data_vars if name in known]
+
+
+def _thin(da: xr.DataArray, max_pixels: int) -> xr.DataArray:
+    step = max(1, int(np.ceil(max(da.sizes["y"], da.sizes["x"]) / max_pixels)))
     return da.isel(y=slice(None, None, step), x=slice(None, None, step))
+
+
+def _composite_bands(ds: xr.Dataset) -> list[str]:
+    """Stored variables with (season, percentile, ...) dims: bands and indices."""
+    return [str(v) for v in ds.data_vars if ds[v].dims[:2] == ("season", "percentile")]
+
+
+def _index_inputs(ds: xr.Dataset, name: str) -> list[str]:
+    """Bands to compute index ``name`` from, or ``[]`` when the store holds it."""
+    if name in ds.data_vars:
+        return []
+    bands = _composite_bands(ds)
+    needed = index_bands([name], available=bands)  # an unknown name raises, with suggestions
+    missing = sorted(needed - set(bands))
+    if missing:
+        raise InputError(
+            f"index {name!r} is not in the store and needs band(s) {', '.join(missing)} that it "
+            f"lacks; stored indices: {', '.join(stored_indices(ds)) or 'none'}, "
+            f"bands: {', '.join(b for b in bands if b not in stored_indices(ds))}"
+        )
+    return sorted(needed)
+
+
+def index_at(ds: xr.Dataset, name: str, percentile: float) -> tuple[xr.DataArray, str]:
+    """Index ``name`` at ``percentile``, lazily, (season, y, x), and its label.
+
+    The stored variable when there is one (the index's own percentiles); otherwise
+    computed from the stored bands at that percentile, labelled e.g. ``"NDWI of p50 bands"``.
+
+    Raises:
+        InputError: the index is unknown, or neither stored nor computable from the bands.
+    """
+    inputs = _index_inputs(ds, name)
+    if not inputs:
+        return ds[name].sel(percentile=percentile), f"{name} p{percentile:g}"
+    at = ds[inputs].sel(percentile=percentile)
+    return compute_indices(at, [name])[name], f"{name} of p{percentile:g} bands"
+
+
+def _index_limits(values: np.ndarray) -> tuple[float, float]:
+    """-1..1 for indices that stay within it, so seasons and stores compare; else 2-98 %."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    low, high = np.percentile(finite, [2, 98])
+    if low >= -1 and high <= 1:
+        return -1.0, 1.0
+    return float(low), float(max(high, low + 1e-6))
+
+
+def _check_choice(kind: str, wanted: Sequence[object], available: Sequence[object]) -> None:
+    def show(values: Sequence[object]) -> str:
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    unknown = [w for w in wanted if w not in available]
+    if unknown:
+        raise InputError(f"{kind} {show(unknown)} not in the store; it has {show(available)}")
+
+
+def _layers(
+    ds: xr.Dataset, rgb: Sequence[str], indices: Sequence[str], counts: bool, percentile: float
+) -> list[_Layer]:
+    layers = []
+    if rgb:
+        if len(rgb) != 3:
+            raise InputError(f"rgb needs three bands (red, green, blue), got {list(rgb)}")
+        missing = [b for b in rgb if b not in ds.data_vars]
+        if missing:
+            raise InputError(
+                f"band(s) {', '.join(missing)} not in the store; it has {', '.join(sorted(map(str, ds.data_vars)))}; "
+                "choose other rgb bands or leave true colour out"
+            )
+        layers.append(_Layer("rgb", "rgb", f"true colour p{percentile:g}"))
+    layers += [_Layer("index", name, name) for name in indices]
+    if counts:
+        if "valid_count" not in ds.data_vars:
+            raise InputError("the store has no valid_count variable to show")
+        layers.append(_Layer("count", "valid_count", "clear observations"))
+    if not layers:
+        raise InputError("nothing to draw: ask for true colour, an index or the counts")
+    return layers
+
+
+def _index_names(index: str | Sequence[str] | None) -> list[str]:
+    return [index] if isinstance(index, str) else list(index or [])
+
+
+def check_request(
+    ds: xr.Dataset,
+    *,
+    percentiles: Sequence[float],
+    rgb: Sequence[str] | None,
+    index: str | Sequence[str] | None,
+    seasons: Sequence[str] | None,
+    counts: bool,
+) -> list[str]:
+    """Check a quicklook request on metadata only; returns the season labels to show.
+
+    Raises:
+        InputError: a percentile, season, band or index the store lacks.
+    """
+    chosen = [str(s) for s in ds.season.values] if not seasons else list(seasons)
+    _check_choice("season(s)", chosen, [str(s) for s in ds.season.values])
+    _check_choice("percentile", [float(q) for q in percentiles], [float(p) for p in ds.percentile.values])
+    for name in _index_names(index):
+        _index_inputs(ds, name)
+    _layers(ds, rgb or (), _index_names(index), counts, percentiles[0] if percentiles else 50)
+    return chosen
+
+
+def quicklook_figure(
+    ds: xr.Dataset,
+    *,
+    percentile: float = 50,
+    rgb: Sequence[str] | None = ("red", "green", "blue"),
+    index: str | Sequence[str] | None = "NDVI",
+    seasons: Sequence[str] | None = None,
+    counts: bool = False,
+    max_pixels: int = MAX_PIXELS_PLOTTED,
+) -> Figure:
+    """A figure of a composite: one column per season, one row per layer.
+
+    Args:
+        ds: a composite (from :func:`cubehub.seasonal_composite` or
+            :func:`cubehub.open_composite`): variables (season, percentile, y, x) in
+            reflectance units, coordinates ``season_start`` and ``season_end``.
+        percentile: which percentile to show, default 50; must be in the store.
+        rgb: bands for red, green and blue (reflectance 0..0.3 mapped to dark..bright), or
+            None / empty to leave true colour out.
+        index: index name(s), one row each, stored or computable from the stored bands (see
+            :func:`index_at`); None for none. Default ``"NDVI"``.
+        seasons: season labels to show, default all, in store order.
+        counts: add a row of clear-observation counts (``valid_count``), default False.
+        max_pixels: largest image edge drawn, in pixels (default 800); larger stores are
+            subsampled by a whole step, which reads every chunk once.
+
+    Raises:
+        InputError: a percentile, season, band or index the store lacks; checked before any
+            pixel is read.
+
+    Example:
+        >>> fig = quicklook_figure(open_composite("demo-output/composite.zarr"),
+        ...                        index=["NDVI", "NDWI"], counts=True)  # doctest: +SKIP
+    """
+    chosen = check_request(ds, percentiles=[percentile], rgb=rgb, index=index, seasons=seasons, counts=counts)
+    if max_pixels < 1:
+        raise InputError(f"max_pixels must be at least 1, got {max_pixels}")
+    layers = _layers(ds, rgb or (), _index_names(index), counts, percentile)
+    index_data = {layer.name: index_at(ds, layer.name, percentile) for layer in layers if layer.kind == "index"}
+
+    at = ds.sel(season=chosen)
+    fig = Figure(figsize=(3.0 * len(chosen) + 1.2, 3.1 * len(layers) + 0.5), layout="constrained")
+    axes = fig.subplots(len(layers), len(chosen), squeeze=False)
+    for row, layer in enumerate(layers):
+        label = layer.label
+        if layer.kind == "rgb":
+            bands = [_thin(at[b].sel(percentile=percentile), max_pixels).values for b in rgb or ()]
+            _draw_rgb(axes[row], np.stack(bands, axis=-1))
+        elif layer.kind == "index":
+            data, label = index_data[layer.name]
+            values = _thin(data.sel(season=chosen), max_pixels).values
+            _draw_scalar(fig, axes[row], values, INDEX_CMAP, _index_limits(values), label)
+        else:
+            values = _thin(at["valid_count"], max_pixels).values.astype(float)
+            finite = values[np.isfinite(values)]
+            limits = (0.0, max(1.0, float(finite.max()) if finite.size else 1.0))
+            _draw_scalar(fig, axes[row], values, COUNT_CMAP, limits, "clear observations per pixel")
+        for ax, season in zip(axes[row], chosen, strict=True):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(season_title(ds, season), fontsize=8)
+        axes[row][0].set_ylabel(label, fontsize=9)
+    title = ds.attrs.get("title", "composite")
+    collection = ds.attrs.get("stac_collection")
+    fig.suptitle(f"{title}{f' of {collection}' if collection else ''}, p{percentile:g}", fontsize=10)
+    return fig
+
+
+def _draw_rgb(row: Sequence[Axes], stack: np.ndarray) -> None:
+    """(season, y, x, 3) reflectance as true colour, 0..RGB_MAX_REFLECTANCE dark to bright."""
+    for ax, image in zip(row, stack, strict=True):
+        scaled = np.clip(np.nan_to_num(image / RGB_MAX_REFLECTANCE, nan=0.0), 0, 1) ** (1 / RGB_GAMMA)
+        ax.imshow(scaled, interpolation="nearest")
+
+
+def _draw_scalar(
+    fig: Figure, row: Sequence[Axes], values: np.ndarray, cmap: str, limits: tuple[float, float], label: str
+) -> None:
+    """(season, y, x) values on one colour scale, with one colour bar for the row."""
+    for ax, image in zip(row, values, strict=True):
+        im = ax.imshow(image, cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
+    fig.colorbar(im, ax=list(row), shrink=0.85, label=label)
 
 
 def write_quicklook(
@@ -36,60 +260,26 @@ def write_quicklook(
     path: Path,
     *,
     percentile: float = 50,
-    rgb: Sequence[str] = ("red", "green", "blue"),
-    index: str | None = "NDVI",
+    rgb: Sequence[str] | None = ("red", "green", "blue"),
+    index: str | Sequence[str] | None = "NDVI",
     seasons: Sequence[str] | None = None,
+    counts: bool = False,
+    max_pixels: int = MAX_PIXELS_PLOTTED,
+    dpi: int = 110,
 ) -> Path:
-    """Write a PNG with a true-colour row and an ``index`` row, one column per season.
+    """Write :func:`quicklook_figure` to the PNG file ``path`` (folders created); returns ``path``.
 
-    Args:
-        ds: a composite (from the pipeline, or :func:`cubehub.store.open_composite`).
-        path: PNG file to write.
-        percentile: which percentile to show, default 50.
-        rgb: bands for red, green and blue; None-like empty to skip the row.
-        index: index variable for the second row (colour bar from -1 to 1), or None.
-        seasons: season labels to show, default all.
+    Takes the arguments of :func:`quicklook_figure`, plus ``dpi`` (default 110: about
+    330 pixels per season column).
+
+    Example:
+        >>> write_quicklook(open_composite("demo-output/composite.zarr"), Path("ql.png"),
+        ...                 percentile=75, index=["NDVI", "NDWI"])  # doctest: +SKIP
     """
-    chosen = list(seasons) if seasons else [str(s) for s in ds.season.values]
-    unknown = [s for s in chosen if s not in ds.season.values]
-    if unknown:
-        raise InputError(f"season(s) {unknown} not in the store; it has {list(map(str, ds.season.values))}")
-    if percentile not in ds.percentile.values:
-        raise InputError(f"percentile {percentile} not in the store; it has {ds.percentile.values.tolist()}")
-    rows = []
-    if rgb:
-        missing = [b for b in rgb if b not in ds]
-        if missing:
-            raise InputError(f"band(s) {missing} not in the store; it has {sorted(map(str, ds.data_vars))}")
-        rows.append("rgb")
-    if index:
-        if index not in ds:
-            raise InputError(f"index {index!r} not in the store; it has {sorted(map(str, ds.data_vars))}")
-        rows.append(index)
-    if not rows:
-        raise InputError("nothing to draw: give rgb bands or an index")
-
-    fig, axes = plt.subplots(
-        len(rows), len(chosen), figsize=(3.2 * len(chosen), 3.4 * len(rows)), squeeze=False,
-        layout="constrained",
+    fig = quicklook_figure(
+        ds, percentile=percentile, rgb=rgb, index=index, seasons=seasons, counts=counts, max_pixels=max_pixels
     )
-    at = ds.sel(percentile=percentile)
-    for col, season in enumerate(chosen):
-        for row, kind in enumerate(rows):
-            ax = axes[row][col]
-            if kind == "rgb":
-                stack = np.stack([_thin(at[b].sel(season=season)).values for b in rgb], axis=-1)
-                image = np.clip(np.nan_to_num(stack / RGB_MAX_REFLECTANCE, nan=0.0), 0, 1) ** (1 / 1.6)
-                ax.imshow(image, interpolation="nearest")
-                ax.set_title(f"true colour p{percentile:g}  {_season_title(ds, season)}", fontsize=8)
-            else:
-                values = _thin(at[kind].sel(season=season)).values
-                im = ax.imshow(values, cmap="RdYlGn", vmin=-1, vmax=1, interpolation="nearest")
-                ax.set_title(f"{kind} p{percentile:g}  {_season_title(ds, season)}", fontsize=8)
-                if col == len(chosen) - 1:
-                    fig.colorbar(im, ax=axes[row].tolist(), shrink=0.8, label=kind)
-            ax.set_axis_off()
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)
     return path
