@@ -41,13 +41,13 @@ def test_grid_size_limit_is_configurable() -> None:
 
 
 def test_unknown_band_lists_the_valid_ones() -> None:
-    with pytest.raises(InputError, match="valid names: .*blue.*red"):
+    with pytest.raises(InputError, match=r"valid names: .*blue.*red"):
         load_cube(synthetic_items(8), ["red", "infrared"], bbox=tile_bbox_lonlat(0))
 
 
 def test_cube_from_metadata_only_reads_nothing_and_reports_its_budget() -> None:
     items = synthetic_items(400, tiles=4)
-    west, south, east, north = tile_bbox_lonlat(0)
+    west, south, _, north = tile_bbox_lonlat(0)
     bbox = (west + 0.2, south + 0.2, west + 0.3, north - 0.6)
     # The hrefs point at a closed port: any read would fail.
     cube = load_cube(items, BANDS, bbox=bbox)

@@ -155,5 +155,5 @@ def test_cql2_filter_is_evaluated_on_the_client_when_the_api_cannot(api: str, ea
 
 
 def test_unsupported_cql2_operator_is_refused() -> None:
-    with pytest.raises(InputError, match="s_intersects.* is not supported"):
+    with pytest.raises(InputError, match=r"s_intersects.* is not supported"):
         search_items("http://127.0.0.1:9", collections=["x"], filter={"op": "s_intersects", "args": []})

@@ -47,6 +47,7 @@ _EXPORTS = {
     "cluster": "cubehub.clusters",
     "open_composite": "cubehub.store",
     "write_quicklook": "cubehub.quicklook",
+    "quicklook_figure": "cubehub.quicklook",
 }
 
 __all__ = ["__version__", *_EXPORTS]

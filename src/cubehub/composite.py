@@ -18,6 +18,7 @@ from typing import Literal
 import dask.array as da
 import numpy as np
 import pandas as pd
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from cubehub.compute.indices import compute_indices, index_bands
@@ -90,7 +91,7 @@ def seasonal_composite(
         A dataset with one float32 variable per band and index, dims (season, percentile,
         y, x), reflectance units; ``valid_count`` (season, y, x), the number of clear
         observations; coordinates ``season`` (label), ``season_start``, ``season_end``,
-        ``percentile``.
+        ``percentile``, and the CRS as a CF ``spatial_ref``.
     """
     check_composite_request(cube, calendar, percentiles, indices)
     q = [float(p) for p in percentiles]
@@ -132,7 +133,8 @@ def seasonal_composite(
         composite_indices = compute_indices(out[list(index_bands(indices, available=bands))], list(indices))
         for name in indices:
             out[name] = composite_indices[name].astype(np.float32)
-    return out
+    # The CF grid mapping (spatial_ref), so rioxarray, GDAL and to_zarr readers see the CRS.
+    return out.rio.write_crs(cube.grid.epsg).rio.write_coordinate_system()
 
 
 def _reflectance(season: xr.DataArray, cube: Cube) -> xr.Dataset:

@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     """Process exit codes of the ``cubehub`` command (documented in the README)."""
 
     OK = 0
-    #: Unexpected internal error (a bug): the traceback is printed.
+    #: Unexpected internal error (a bug): one line; the traceback with ``--debug``.
     INTERNAL = 1
     #: Bad input: arguments, job file, search parameters, output location.
     BAD_INPUT = 2

@@ -32,7 +32,7 @@ import xarray as xr
 from distributed import futures_of, progress
 
 from cubehub.errors import CubehubError, InputError
-from cubehub.progress import in_notebook
+from cubehub.progress import have_widgets, in_notebook
 from cubehub.testing.archive import Archive, ArchiveSpec, build_archive
 from cubehub.testing.s3 import S3Server, serve_s3
 from cubehub.testing.servers import serve_files, serve_stac_api
@@ -203,7 +203,7 @@ def show_progress(*work: Any) -> Any:
     futures = futures_of(list(work))
     if not futures:
         raise InputError("nothing to show: pass futures or collections persisted on a Dask client")
-    if in_notebook() and _have_widgets():
+    if in_notebook() and have_widgets():
         return progress(futures, notebook=True)
     progress(futures, notebook=False)
     return None
@@ -224,11 +224,3 @@ def _one_line(shell: Any, etype: type[BaseException], value: BaseException, tb: 
     stb: list[str] = shell.InteractiveTB.get_exception_only(etype, value)
     shell._showtraceback(etype, value, stb)
     return stb
-
-
-def _have_widgets() -> bool:
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True

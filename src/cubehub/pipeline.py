@@ -134,7 +134,6 @@ def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
         method=job.method,
         min_count=job.min_count,
     )
-    composite = composite.rio.write_crs(grid.epsg).rio.write_coordinate_system()
     composite = encode_composite(composite, {b: (cube.scale[b], cube.offset[b]) for b in job.bands})
     composite.attrs.update(
         provenance_attrs(job.model_dump(mode="json"), job.collection, [i.id for i in plan.items])

@@ -238,7 +238,9 @@ def summarize_plan(
         n_items = len(plan.tile_items(tile).items)
         key = (n_items, tile.shape)
         exact = key not in counts
-        if exact:
+        if n_items == 0:  # over sea or between orbits: recorded complete, nothing computed
+            counts[key] = 0
+        elif exact:
             ds = tile_composite(plan, tile)
             first_ds = first_ds if first_ds is not None else ds
             counts[key] = len(ds.__dask_graph__())

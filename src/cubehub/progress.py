@@ -21,6 +21,15 @@ def in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
+def have_widgets() -> bool:
+    """True when ipywidgets is installed (Dask's notebook progress bar needs it)."""
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class _RichTaskBar(TextProgressBar):
     """distributed's scheduler-fed progress, drawn as a rich bar (blocks until done)."""
 
@@ -43,7 +52,8 @@ def wait(futures: Sequence[Future], description: str, *, show: bool = True, cons
     if in_notebook():
         from distributed import progress
 
-        progress(*futures, notebook=True)
+        # The widget when ipywidgets is there, else Dask's text bar, which streams live too.
+        progress(*futures, notebook=have_widgets())
         return
     columns = (
         TextColumn("{task.description}"),

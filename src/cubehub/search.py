@@ -23,10 +23,8 @@ from typing import Any
 import fsspec
 import pandas as pd
 import pystac
-import pystac_client
 import shapely
 import shapely.geometry
-from pystac_client.conformance import ConformanceClasses
 
 from cubehub import cql2
 from cubehub.errors import DataError, EmptySearchError, InputError
@@ -226,6 +224,10 @@ def _search_api(
     where: _Filter,
     max_items: int | None,
 ) -> list[pystac.Item]:
+    # Imported here: pystac-client loads jsonschema, a second of start-up for every command.
+    import pystac_client
+    from pystac_client.conformance import ConformanceClasses
+
     try:
         client = pystac_client.Client.open(url)
     except Exception as exc:  # pystac-client raises several unrelated types here
@@ -313,7 +315,7 @@ def read_static_items(source: str) -> list[pystac.Item]:
     raise InputError(f"{source} is not a STAC ItemCollection, Catalog or Collection (type {doc.get('type')!r})")
 
 
-def _check_collections(client: pystac_client.Client, collections: Sequence[str]) -> None:
+def _check_collections(client: Any, collections: Sequence[str]) -> None:
     try:
         available = {c.id for c in client.get_collections()}
     except Exception:  # an API without /collections: let the search itself decide

@@ -50,7 +50,7 @@ def synthetic_items(n: int, *, tiles: int = 4, start: datetime = datetime(2021, 
 
 
 def _item(k: int, tile: int, when: datetime) -> dict[str, Any]:
-    xmin, ymin, xmax, ymax = tile_bounds(tile)
+    xmin, _, _, ymax = tile_bounds(tile)
     west, south, east, north = tile_bbox_lonlat(tile)
     modern = when >= datetime(2022, 1, 25, tzinfo=UTC)
     baseline = "04.00" if modern else "03.01"
