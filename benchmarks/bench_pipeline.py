@@ -108,6 +108,7 @@ def pangeo_recipe(
     ndvi_q = ndvi.groupby(season.rename("season")).quantile([0.25, 0.5, 0.75], dim="time")
     ds = xr.Dataset({b: composite.sel(band=b, drop=True) for b in BANDS} | {"NDVI": ndvi_q})
     ds = ds.drop_vars([c for c in ds.coords if c not in ("season", "quantile", "x", "y")])
+    ds = ds.drop_attrs()  # stackstac's attrs (an Affine spec) are not valid Zarr attributes
     ds.to_zarr(out, mode="w", consolidated=True)
 
 

@@ -157,3 +157,18 @@ def test_cql2_filter_is_evaluated_on_the_client_when_the_api_cannot(api: str, ea
 def test_unsupported_cql2_operator_is_refused() -> None:
     with pytest.raises(InputError, match=r"s_intersects.* is not supported"):
         search_items("http://127.0.0.1:9", collections=["x"], filter={"op": "s_intersects", "args": []})
+
+
+def test_static_item_collection_in_a_bucket(
+    s3_server: Any, monkeypatch: pytest.MonkeyPatch, earth_search_items: list[dict]
+) -> None:
+    import s3fs
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    s3_server.create_bucket("catalogs")
+    fs = s3fs.S3FileSystem(key=s3_server.access_key, secret=s3_server.secret_key,
+                           endpoint_url=s3_server.endpoint_url)
+    fs.pipe("catalogs/es/items.json", json.dumps({"type": "FeatureCollection", "features": earth_search_items}).encode())
+    items = search_items("s3://catalogs/es/items.json", collections=["sentinel-2-l2a"], datetime="2022-01")
+    assert _ids(items) == ["S2A_33TWN_20220122_0_L2A", "S2B_33TWN_20220130_0_L2A"]
