@@ -9,7 +9,6 @@ started with a different environment.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cubehub.errors import ServerError
-from cubehub.testing.servers import LOOPBACK, free_port, stop_process
+from cubehub.testing.servers import LOOPBACK, free_port, start_server_process, stop_process
 
 
 def dask_executable() -> str:
@@ -46,13 +45,12 @@ class DaskProcesses:
         """Start one more ``dask worker`` (with its nanny); ``env`` replaces the environment."""
         log = self.log_dir / f"worker-{len(self.workers)}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(
+            process = start_server_process(
                 [
                     dask_executable(), "worker", self.address,
                     "--host", LOOPBACK, "--nthreads", str(nthreads), "--no-dashboard",
                 ],
-                stdout=out, stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                start_new_session=True,
+                out, env,
             )
         self.workers.append(process)
         return process
@@ -107,9 +105,8 @@ def dask_processes(
     port = free_port()
     log = log_dir / "scheduler.log"
     with log.open("wb") as out:
-        scheduler = subprocess.Popen(
-            [dask_executable(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
+        scheduler = start_server_process(
+            [dask_executable(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"], out
         )
     procs = DaskProcesses(f"tcp://{LOOPBACK}:{port}", scheduler, log_dir)
     try:

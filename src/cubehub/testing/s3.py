@@ -30,7 +30,13 @@ from typing import Any
 
 from cubehub.errors import InputError, ServerError
 from cubehub.storage import close_s3_session
-from cubehub.testing.servers import LOOPBACK, _executable, check_port, free_port
+from cubehub.testing.servers import (
+    LOOPBACK,
+    _executable,
+    check_port,
+    free_port,
+    start_server_process,
+)
 
 __all__ = ["S3Server", "serve_s3"]
 
@@ -131,7 +137,7 @@ def serve_s3(
     ]
     log = root / "weed.log"
     with log.open("wb") as log_file:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = start_server_process(args, log_file)
     server = S3Server(f"http://{LOOPBACK}:{http_ports['s3']}", access_key, secret_key, root, process)
     try:
         _wait_until_up(server, timeout, log)

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -276,9 +276,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def start_server_process(args: list[str], log_file: Any) -> subprocess.Popen[bytes]:
-    """Start a server subprocess that stops when :func:`stop_process` or its parent's death says so."""
-    return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+def start_server_process(
+    args: list[str], log_file: Any, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server subprocess that stops when :func:`stop_process` or its parent's death says so.
+
+    Every server cubehub starts (STAC API, S3, Dask scheduler and workers) starts here.
+    ``env`` replaces the environment when given.
+    """
+    return subprocess.Popen(
+        args, stdout=log_file, stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
+        preexec_fn=_die_with_parent,
+    )
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 3.0) -> None:
