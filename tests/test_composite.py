@@ -61,7 +61,7 @@ def test_a_season_without_acquisitions_is_refused_before_compute(served: Any) ->
 
 def test_index_bands_the_cube_lacks(served: Any) -> None:
     cube = _cube(served, ["red", "green"])
-    with pytest.raises(InputError, match="need band.*nir"):
+    with pytest.raises(InputError, match=r"need band.*nir"):
         seasonal_composite(cube, odse_quarters([2022]), indices=["NDVI"])
 
 
