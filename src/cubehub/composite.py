@@ -103,6 +103,8 @@ def seasonal_composite(
 
     per_band: dict[str, list[da.Array]] = {b: [] for b in bands}
     per_index: dict[str, list[da.Array]] = {n: [] for n in indices if index_mode == "per-observation"}
+    # Only the bands the indices read: the others would add graph layers for nothing.
+    index_inputs = sorted(index_bands(indices, available=bands)) if per_index else []
     counts: list[da.Array] = []
     for k, _window in enumerate(calendar.windows):
         season = data.isel(time=np.flatnonzero(assigned == k)).chunk(time=-1)
@@ -113,7 +115,7 @@ def seasonal_composite(
         # Clear observations of the first band: the mask is shared, nodata is per band.
         counts.append(valid[0])
         if per_index:
-            reflectance = _reflectance(season, cube)
+            reflectance = _reflectance(season.sel(band=index_inputs), cube)
             observed = compute_indices(reflectance, list(per_index))
             for name in per_index:
                 index_values, _ = percentiles_dask(

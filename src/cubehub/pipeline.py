@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
+import dask.array as da
 import numpy as np
 import pystac
 import xarray as xr
@@ -238,8 +239,6 @@ def template(tile_ds: xr.Dataset, grid: OutputGrid, chunk_size: int) -> xr.Datas
     Built from one tile's structure, never from the whole area's graph, so creating the
     store of a continent-sized job costs no more than one tile.
     """
-    import dask.array as da
-
     rows, cols = grid.shape
     xmin, _, _, ymax = grid.bounds
     res = grid.resolution

@@ -32,7 +32,7 @@ import numpy as np
 from stackstac.rio_reader import AutoParallelRioReader
 from stackstac.rio_reader import nodata_for_window as _nodata_for_window
 
-from cubehub.errors import AssetReadError, DataError
+from cubehub.errors import AssetReadError, DataError, InputError
 
 OnError = Literal["fail", "missing"]
 MISSING_EVENT = "cubehub-missing-asset"
@@ -126,8 +126,6 @@ class CubehubReader(AutoParallelRioReader):
 def reader_for(*, signer: SasTokenSigner | None = None, on_error: OnError = "fail") -> type[CubehubReader]:
     """The reader class for stackstac, with this signer and failed-read policy."""
     if on_error not in ("fail", "missing"):
-        from cubehub.errors import InputError
-
         raise InputError(f"on_read_error must be 'fail' or 'missing', got {on_error!r}")
     if signer is None and on_error == "fail":
         return CubehubReader
