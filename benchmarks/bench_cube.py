@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from cubehub.cube import OutputGrid, load_cube
-from cubehub.items import normalize_items
+from cubehub.catalog.items import normalize_items
+from cubehub.cube import load_cube
+from cubehub.grid import OutputGrid
 from cubehub.testing.catalog import synthetic_items, tile_bounds
 
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22"]
@@ -33,9 +34,9 @@ def main() -> None:
         normalised = normalize_items(items, bands=BANDS)
         t1 = time.perf_counter()
         cube = load_cube(normalised, BANDS, grid)
-        tasks = len(cube.data.__dask_graph__())
+        tasks = len(cube.__dask_graph__())
         t2 = time.perf_counter()
-        print(f"{n:7d} {t1 - t0:12.2f} {t2 - t1:8.2f} {tasks:9d} {tuple(cube.data.shape)}")
+        print(f"{n:7d} {t1 - t0:12.2f} {t2 - t1:8.2f} {tasks:9d} {tuple(cube.sizes.values())}")
 
 
 if __name__ == "__main__":

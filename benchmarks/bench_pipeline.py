@@ -19,57 +19,27 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pystac_client
 import stackstac
 import xarray as xr
 from distributed import Client
 
-from cubehub.clusters import cluster
+from cubehub.clusters.backends import cluster
 from cubehub.cube import load_cube
+from cubehub.demo.archive import ArchiveSpec, build_archive
+from cubehub.demo.servers import serve_files, serve_stac_api
 from cubehub.jobspec import make_job
 from cubehub.pipeline import plan_job, run_job
 from cubehub.seasons import odse_quarters
-from cubehub.testing.archive import ArchiveSpec, build_archive
-from cubehub.testing.servers import serve_files, serve_stac_api
+from cubehub.testing.memory import PeakMemory
 
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22"]
 KEEP_SCL = [4, 5, 6, 7, 11]
-
-
-class PeakMemory:
-    """Samples the RSS of every worker process every 100 ms; reports the peak above idle."""
-
-    def __init__(self, client: Client) -> None:
-        pids = client.run(lambda: psutil.Process().pid)
-        self.procs = {addr: psutil.Process(pid) for addr, pid in pids.items()}
-        self.idle = {a: p.memory_info().rss for a, p in self.procs.items()}
-        self.peak = dict(self.idle)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            for addr, proc in self.procs.items():
-                self.peak[addr] = max(self.peak[addr], proc.memory_info().rss)
-            time.sleep(0.1)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def max_above_idle_mib(self) -> float:
-        return max(self.peak[a] - self.idle[a] for a in self.procs) / 2**20
 
 
 def timed(client: Client, fn: Callable[[], object]) -> tuple[float, float]:
@@ -157,7 +127,7 @@ def main() -> None:
                 )
 
                 def decode() -> None:
-                    client.compute([cube.data.sum(), cube.mask.sum()], sync=True)
+                    client.compute([cube[name].sum() for name in cube.data_vars], sync=True)
 
                 rows["decode-only (read + sum)"] = timed(client, decode)
                 rows["cubehub seasonal composite"] = timed(
@@ -183,7 +153,7 @@ def main() -> None:
 
     mpx = args.size * args.size / 1e6
     print(
-        f"\narchive {args.size}x{args.size} px, {cube.data.sizes['time']} dates, {len(BANDS)} bands + SCL, "
+        f"\narchive {args.size}x{args.size} px, {cube.sizes['time']} dates, {len(BANDS)} bands + SCL, "
         f"p25/p50/p75 x 4 seasons + NDVI\n"
     )
     print(f"{'run':32} {'seconds':>8} {'Mpx/s':>8} {'peak MiB/worker':>16}")

@@ -2,9 +2,9 @@
 
 The same lazy composite (ODSE year: 4 seasons x p25/p50/p75 of six reflectance bands and
 NDVI, plus valid_count; smooth fields with noise, encoded as the pipeline encodes them) is
-written through :class:`cubehub.store.CompositeStore` exactly as a job writes it: template
+written through :class:`cubehub.output.zarr_store.CompositeStore` exactly as a job writes it: template
 first, then every tile as chunk-aligned regions with its completion records. Targets: a
-local folder, and ``s3://`` on SeaweedFS on loopback (:mod:`cubehub.testing.s3`), which adds
+local folder, and ``s3://`` on SeaweedFS on loopback (:mod:`cubehub.demo.s3`), which adds
 HTTP, request signing and the S3 gateway on the same 2 cores. The data are in memory
 before the clock starts; the "encode only" line applies the CF encoding (scale, offset,
 fill, integer cast) without compressing or writing, to show what the writes add.
@@ -30,12 +30,13 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from cubehub.cube import OutputGrid
+from cubehub.demo.s3 import serve_s3
+from cubehub.grid import OutputGrid
+from cubehub.output.encoding import encode_composite
+from cubehub.output.storage import filesystem
+from cubehub.output.zarr_store import CompositeStore
 from cubehub.pipeline import template
 from cubehub.seasons import odse_quarters
-from cubehub.storage import filesystem
-from cubehub.store import CompositeStore, encode_composite
-from cubehub.testing.s3 import serve_s3
 from cubehub.tiles import split_grid
 
 BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
@@ -58,18 +59,32 @@ def synthetic_composite(size: int, chunk: int) -> xr.Dataset:
 
     chunks = ((1,) * 4, (3,), *(((chunk,) * (size // chunk),) * 2))
     data = {
-        name: (("season", "percentile", "y", "x"), da.map_blocks(field, seed=k, chunks=chunks, dtype=np.float32))
+        name: (
+            ("season", "percentile", "y", "x"),
+            da.map_blocks(field, seed=k, chunks=chunks, dtype=np.float32),
+        )
         for k, name in enumerate((*BANDS, "NDVI"))
     }
     counts = da.full((4, size, size), 12, dtype=np.uint16, chunks=(1, chunk, chunk))
     data["valid_count"] = (("season", "y", "x"), counts)
     centres = (np.arange(size) + 0.5) * 10.0
-    ds = xr.Dataset(data, coords={
-        "season": [w.label for w in calendar.windows],
-        "season_start": ("season", np.array([w.start for w in calendar.windows], dtype="datetime64[ns]")),
-        "season_end": ("season", np.array([w.end for w in calendar.windows], dtype="datetime64[ns]")),
-        "percentile": q, "y": Y1 - centres, "x": X0 + centres,
-    })
+    ds = xr.Dataset(
+        data,
+        coords={
+            "season": [w.label for w in calendar.windows],
+            "season_start": (
+                "season",
+                np.array([w.start for w in calendar.windows], dtype="datetime64[ns]"),
+            ),
+            "season_end": (
+                "season",
+                np.array([w.end for w in calendar.windows], dtype="datetime64[ns]"),
+            ),
+            "percentile": q,
+            "y": Y1 - centres,
+            "x": X0 + centres,
+        },
+    )
     ds = ds.rio.write_crs(32633).rio.write_coordinate_system()
     ds = encode_composite(ds, {b: (1e-4, -0.1) for b in BANDS})
     ds.attrs["cubehub_job"] = "{}"
@@ -77,7 +92,10 @@ def synthetic_composite(size: int, chunk: int) -> xr.Dataset:
 
 
 def raw_bytes(ds: xr.Dataset) -> int:
-    return sum(int(np.prod(v.shape)) * np.dtype(v.encoding["dtype"]).itemsize for v in ds.data_vars.values())
+    return sum(
+        int(np.prod(v.shape)) * np.dtype(v.encoding["dtype"]).itemsize
+        for v in ds.data_vars.values()
+    )
 
 
 def write(url: str, ds: xr.Dataset, tile: int, chunk: int) -> float:
@@ -86,10 +104,16 @@ def write(url: str, ds: xr.Dataset, tile: int, chunk: int) -> float:
     grid = OutputGrid(32633, 10.0, (X0, Y1 - size * 10.0, X0 + size * 10.0, Y1))
     tiles = split_grid(grid, tile, chunk)
     started = time.perf_counter()
-    store = CompositeStore.open_or_create(url, template(ds.isel(y=slice(0, tile), x=slice(0, tile)), grid, chunk),
-                                          tiles, overwrite=True)
+    store = CompositeStore.open_or_create(
+        url,
+        template(ds.isel(y=slice(0, tile), x=slice(0, tile)), grid, chunk),
+        tiles,
+        overwrite=True,
+    )
     for t in tiles:
-        (result,) = dask.compute(store.write_tile(ds.isel(y=slice(*t.y), x=slice(*t.x)), t), scheduler="threads")
+        (result,) = dask.compute(
+            store.write_tile(ds.isel(y=slice(*t.y), x=slice(*t.x)), t), scheduler="threads"
+        )
         store.mark_complete(t, result)
     return time.perf_counter() - started
 
@@ -111,13 +135,20 @@ def main() -> None:
     # In memory first, so that the timings are of encoding and writing, not of making data.
     ds = synthetic_composite(args.size, args.chunk).persist(scheduler="threads")
     raw = raw_bytes(ds)
-    print(f"composite {args.size} x {args.size} px, {len(ds.data_vars)} variables, {raw / 1e6:.0f} MB raw; "
-          f"chunks {args.chunk} px, tiles {args.tile} px; {os.cpu_count()} cores")
+    print(
+        f"composite {args.size} x {args.size} px, {len(ds.data_vars)} variables, {raw / 1e6:.0f} MB raw; "
+        f"chunks {args.chunk} px, tiles {args.tile} px; {os.cpu_count()} cores"
+    )
     t0 = time.perf_counter()
-    encoded = [xr.conventions.encode_cf_variable(v.variable, name=str(n)).data for n, v in ds.data_vars.items()]
+    encoded = [
+        xr.conventions.encode_cf_variable(v.variable, name=str(n)).data
+        for n, v in ds.data_vars.items()
+    ]
     dask.compute(*[e.sum() for e in encoded], scheduler="threads")
     encode_s = time.perf_counter() - t0
-    print(f"{'target':<14} {'seconds':>8} {'raw MB/s':>9} {'stored MB/s':>12} {'ratio':>6} {'objects':>8}")
+    print(
+        f"{'target':<14} {'seconds':>8} {'raw MB/s':>9} {'stored MB/s':>12} {'ratio':>6} {'objects':>8}"
+    )
     print(f"{'encode only':<14} {encode_s:8.2f} {raw / 1e6 / encode_s:9.1f}")
     with tempfile.TemporaryDirectory(prefix="cubehub-bench-") as tmp:
         results = {}
@@ -129,8 +160,10 @@ def main() -> None:
             results["local S3"] = (url, write(url, ds, args.tile, args.chunk))
             for target, (where, seconds) in results.items():
                 nbytes, objects = stored(where)
-                print(f"{target:<14} {seconds:8.2f} {raw / 1e6 / seconds:9.1f} {nbytes / 1e6 / seconds:12.1f} "
-                      f"{raw / nbytes:6.2f} {objects:8d}")
+                print(
+                    f"{target:<14} {seconds:8.2f} {raw / 1e6 / seconds:9.1f} {nbytes / 1e6 / seconds:12.1f} "
+                    f"{raw / nbytes:6.2f} {objects:8d}"
+                )
 
 
 if __name__ == "__main__":

@@ -1,43 +1,27 @@
-"""Loaders for the real STAC metadata in ``shared/realdata`` (a sibling of the checkout).
+"""Loaders for the real STAC metadata in ``tests/data`` (its README says where each set
+comes from and under which licence).
 
 Every loader returns plain GeoJSON Feature dicts, fresh on each call, so a test may change
-them. See ``shared/realdata/MANIFEST.md`` for what each set is and where it comes from.
+them.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
+REALDATA = Path(__file__).resolve().parent / "data"
 
 Feature = dict[str, Any]
 
 
 def _features(path: Path) -> list[Feature]:
-    data = json.loads(path.read_text())
+    """The items of a FeatureCollection or single-item file, gzipped if it ends in ``.gz``."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    data = json.loads(raw)
     return list(data["features"]) if "features" in data else [data]
-
-
-@cache
-def _cassette_json(name: str) -> str:
-    """The items inside the JSON bodies of a pystac-client VCR cassette, as JSON text
-    (parsing the YAML takes seconds, so it is done once)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    cassette = yaml.load((REALDATA / "pystac-client" / name).read_text(), Loader=loader)
-    features: list[Feature] = []
-    for interaction in cassette["interactions"]:
-        body = json.loads(interaction["response"]["body"]["string"])
-        features += body.get("features", [])
-    return json.dumps(features)
-
-
-def _cassette_features(name: str) -> list[Feature]:
-    return list(json.loads(_cassette_json(name)))
 
 
 def earth_search_s2() -> list[Feature]:
@@ -48,7 +32,7 @@ def earth_search_s2() -> list[Feature]:
 
 def pc_sentinel2() -> list[Feature]:
     """100 Planetary Computer sentinel-2-l2a items of tile 13TDE, 2024."""
-    return _features(REALDATA / "pc-rustac" / "100-sentinel-2-items.derived.json")
+    return _features(REALDATA / "pc-rustac" / "100-sentinel-2-items.derived.json.gz")
 
 
 def pc_two_sentinel2() -> list[Feature]:
@@ -58,23 +42,26 @@ def pc_two_sentinel2() -> list[Feature]:
 
 def pc_landsat() -> list[Feature]:
     """100 Planetary Computer landsat-c2-l2 items (Landsat 8, 9 and one 7)."""
-    return _features(REALDATA / "pc-rustac" / "100-landsat-items.derived.json")
+    return _features(REALDATA / "pc-rustac" / "100-landsat-items.derived.json.gz")
 
 
 def pc_landsat8_legacy() -> list[Feature]:
     """250 items of the legacy Planetary Computer landsat-8-c2-l2 collection (SR_B* keys)."""
-    return _cassette_features("TestCLISearch.test_intersects[inprocess-sample-item.json].yaml")
+    return _features(REALDATA / "pystac-client" / "landsat-8-c2-l2-legacy.items.json.gz")
 
 
 def pc_landsat_recent() -> list[Feature]:
     """10 current Planetary Computer landsat-c2-l2 items."""
-    return _cassette_features("test_fallback_strategy.yaml")
+    return _features(REALDATA / "pystac-client" / "landsat-c2-l2-recent.items.json.gz")
 
 
 def earth_search_same_place() -> dict[str, Feature]:
     """One Earth Search v1 sentinel-2-l2a and one landsat-c2-l2 item over the pc-rustac
     point, by collection id."""
-    return {f["collection"]: f for f in _cassette_features("test_multiple_collections.yaml")}
+    return {
+        f["collection"]: f
+        for f in _features(REALDATA / "pystac-client" / "earth-search-same-place.items.json.gz")
+    }
 
 
 def odc_strip() -> list[Feature]:

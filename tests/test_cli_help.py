@@ -19,7 +19,9 @@ from cubehub.cli import main
 from cubehub.errors import ExitCode, InputError
 
 
-def _walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _walk(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
         for name, sub in sorted(command.commands.items()):
@@ -41,8 +43,12 @@ def test_the_walk_finds_the_commands() -> None:
     assert len(paths) >= 3
 
 
-@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "cubehub" for p, _ in COMMANDS])
-def test_help_has_a_description_and_an_example(path: tuple[str, ...], command: click.Command) -> None:
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=[" ".join(p) or "cubehub" for p, _ in COMMANDS]
+)
+def test_help_has_a_description_and_an_example(
+    path: tuple[str, ...], command: click.Command
+) -> None:
     text = _help(path)
     summary = (command.help or "").strip().splitlines()
     assert summary and len(summary[0]) > 15, f"`cubehub {' '.join(path)}` has no description"
@@ -53,23 +59,37 @@ def test_help_has_a_description_and_an_example(path: tuple[str, ...], command: c
     assert usage in example, f"the example of `{usage}` does not show `{usage}` itself"
 
 
-@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) or "cubehub" for p, _ in COMMANDS])
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=[" ".join(p) or "cubehub" for p, _ in COMMANDS]
+)
 def test_every_option_says_what_it_is_for(path: tuple[str, ...], command: click.Command) -> None:
     undocumented = [
         param.name
         for param in command.params
-        if isinstance(param, click.Option) and not param.hidden and not (param.help or "").strip()
+        if isinstance(param, click.Option)
+        and not param.hidden
+        and not (param.help or "").strip()
         and param.name not in ("help", "version")
     ]
     assert not undocumented, f"`cubehub {' '.join(path)}` options without help: {undocumented}"
 
 
 def test_the_installed_entry_point_answers_help() -> None:
-    proc = subprocess.run([sys.executable, "-m", "cubehub.cli", "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cubehub", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     for path, _ in COMMANDS:
         if len(path) == 1:
             assert path[0] in proc.stdout
+
+
+def test_python_m_cubehub_imported_by_a_worker_process_runs_nothing() -> None:
+    # multiprocessing's spawn imports the main module again as __mp_main__ in each local
+    # worker: an unguarded ``python -m cubehub`` would run the command once per worker.
+    code = "import runpy; runpy.run_module('cubehub', run_name='__mp_main__'); print('imported')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "imported\n", proc.stdout + proc.stderr
 
 
 # --- errors -----------------------------------------------------------------------------------

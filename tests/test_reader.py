@@ -17,9 +17,10 @@ import pytest
 from distributed import Client
 
 from cubehub.cube import load_cube
+from cubehub.demo.archive import Archive
+from cubehub.demo.servers import serve_files
 from cubehub.errors import AssetReadError
 from cubehub.reader import SasTokenSigner, missing_assets
-from cubehub.testing.servers import serve_files
 
 BANDS = ["red", "nir"]
 
@@ -63,7 +64,7 @@ def token_server() -> Iterator[TokenServer]:
     server.close()
 
 
-def _items(archive: Any, base_url: str, n: int = 6) -> list[dict]:
+def _items(archive: Archive, base_url: str, n: int = 6) -> list[dict[str, Any]]:
     return archive.item_dicts(base_url)[:n]
 
 
@@ -71,16 +72,22 @@ def _container(href: str) -> str:
     return "sentinel2l2a01/sentinel2-l2"
 
 
-def test_hrefs_are_signed_when_read_not_when_the_graph_is_built(small_archive: Any, token_server: TokenServer) -> None:
+def test_hrefs_are_signed_when_read_not_when_the_graph_is_built(
+    small_archive: Any, token_server: TokenServer
+) -> None:
     signer = SasTokenSigner(token_url=token_server.url, container_of=_container)
     with serve_files(small_archive.root) as files:
-        cube = load_cube(_items(small_archive, files.url), BANDS, bbox=small_archive.bbox_lonlat(), signer=signer)
+        cube = load_cube(
+            _items(small_archive, files.url), BANDS, bbox=small_archive.bbox_lonlat(), signer=signer
+        )
         assert token_server.issued == [], "building the cube must not fetch a token"
         # distributed ships graphs with cloudpickle; the token must not be in them.
-        assert b"sig=token" not in cloudpickle.dumps(dict(cube.data.__dask_graph__()))
+        assert b"sig=token" not in cloudpickle.dumps(dict(cube.__dask_graph__()))
         with dask.config.set(scheduler="threads"):
-            cube.data.sum().compute()
-        assert token_server.issued == ["/api/sas/v1/token/sentinel2l2a01/sentinel2-l2"], "one token, cached"
+            cube.to_array().sum().compute()
+        assert token_server.issued == ["/api/sas/v1/token/sentinel2l2a01/sentinel2-l2"], (
+            "one token, cached"
+        )
         assert files.stats.queries and all(q == "sv=2026&sig=token0" for q in files.stats.queries)
 
 
@@ -89,16 +96,23 @@ def test_a_token_about_to_expire_is_renewed(small_archive: Any) -> None:
     try:
         signer = SasTokenSigner(token_url=server.url, container_of=lambda h: "acct/short-lived")
         with serve_files(small_archive.root) as files:
-            cube = load_cube(_items(small_archive, files.url, 2), ["red"], bbox=small_archive.bbox_lonlat(), signer=signer)
+            cube = load_cube(
+                _items(small_archive, files.url, 2),
+                ["red"],
+                bbox=small_archive.bbox_lonlat(),
+                signer=signer,
+            )
             with dask.config.set(scheduler="sync"):
-                cube.data.sum().compute()
+                cube.to_array().sum().compute()
         assert len(server.issued) >= 2, "each reader should fetch a fresh token"
     finally:
         server.close()
 
 
 @pytest.fixture
-def archive_missing_a_file(small_archive: Any, tmp_path: Path) -> tuple[Any, Path, str]:
+def archive_missing_a_file(
+    small_archive: Archive, tmp_path: Path
+) -> tuple[dict[str, Any], Path, str]:
     root = tmp_path / "archive"
     shutil.copytree(small_archive.root, root)
     item = small_archive.item_dicts("http://base")[2]
@@ -107,24 +121,32 @@ def archive_missing_a_file(small_archive: Any, tmp_path: Path) -> tuple[Any, Pat
     return item, root, rel
 
 
-def test_a_failed_read_stops_the_job_naming_the_href(small_archive: Any, archive_missing_a_file: tuple) -> None:
+def test_a_failed_read_stops_the_job_naming_the_href(
+    small_archive: Any, archive_missing_a_file: tuple[dict[str, Any], Path, str]
+) -> None:
     _, root, rel = archive_missing_a_file
     with serve_files(root) as files:
         cube = load_cube(_items(small_archive, files.url), BANDS, bbox=small_archive.bbox_lonlat())
         with dask.config.set(scheduler="threads"), pytest.raises(AssetReadError, match=rel):
-            cube.data.sum().compute()
+            cube.to_array().sum().compute()
 
 
 def test_missing_assets_are_counted_when_allowed(
-    small_archive: Any, archive_missing_a_file: tuple, local_client: Client
+    small_archive: Any,
+    archive_missing_a_file: tuple[dict[str, Any], Path, str],
+    local_client: Client,
 ) -> None:
     item, root, rel = archive_missing_a_file
     client = local_client
     with serve_files(root) as files:
-        cube = load_cube(_items(small_archive, files.url), BANDS, bbox=small_archive.bbox_lonlat(),
-                         on_read_error="missing")
-        red = client.compute(cube.data.sel(band="red")).result()
+        cube = load_cube(
+            _items(small_archive, files.url),
+            BANDS,
+            bbox=small_archive.bbox_lonlat(),
+            on_read_error="missing",
+        )
+        red = client.compute(cube["red"]).result()
         assert missing_assets(client) == [f"{files.url}/{rel}"]
-    times = [str(t) for t in cube.data.id.values]
+    times = [str(t) for t in cube.id.values]
     assert (red[times.index(item["id"])] == 0).all(), "the missing asset reads as nodata"
     assert (red[times.index(item["id"]) + 1] != 0).any()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -186,15 +187,15 @@ def test_calendar_from_name() -> None:
     ("build", "message"),
     [
         (lambda: odse_quarters([]), "years is empty"),
-        (lambda: months(["2020"]), "years must be integers"),
+        (lambda: months(["2020"]), "years must be integers"),  # type: ignore[list-item]
         (lambda: months([True]), "years must be integers"),
         (lambda: months([1]), r"outside 2\.\.9999"),
         (lambda: custom_calendar([("a", "3-21", "06-01")], [2020]), 'not a "MM-DD" day'),
         (lambda: custom_calendar([("a", "02-30", "06-01")], [2020]), "not a day of the year"),
         (lambda: custom_calendar([("a", "13-01", "06-01")], [2020]), "not a day of the year"),
-        (lambda: custom_calendar([("a", "01-01", 6)], [2020]), 'not a "MM-DD" day'),
+        (lambda: custom_calendar([("a", "01-01", 6)], [2020]), 'not a "MM-DD" day'),  # type: ignore[list-item]
         (lambda: custom_calendar([("", "01-01", "02-01")], [2020]), "non-empty string"),
-        (lambda: custom_calendar([("a", "01-01")], [2020]), "triple"),
+        (lambda: custom_calendar([("a", "01-01")], [2020]), "triple"),  # type: ignore[list-item]
         (lambda: custom_calendar([], [2020]), "needs windows"),
         (
             lambda: custom_calendar([("a", "01-01", "06-30"), ("b", "06-30", "12-31")], [2020]),
@@ -208,7 +209,7 @@ def test_calendar_from_name() -> None:
         (lambda: custom_calendar([("year", "02-29", "02-28")], [2021, 2022]), "overlap"),
     ],
 )
-def test_bad_calendars_raise_input_error(build, message: str) -> None:
+def test_bad_calendars_raise_input_error(build: Callable[[], object], message: str) -> None:
     with pytest.raises(InputError, match=message):
         build()
 

@@ -12,8 +12,10 @@ indices are offered in both modes used in the field:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Literal, TypeAlias
 
 import dask.array as da
 import numpy as np
@@ -22,54 +24,53 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from cubehub.compute.indices import compute_indices, index_bands
-from cubehub.compute.percentile import Method, percentiles_dask
-from cubehub.cube import NODATA, Cube
-from cubehub.errors import InputError
+from cubehub.compute.masks import QaPixelMaskRule, SclMaskRule
+from cubehub.compute.percentile import (
+    DEFAULT_PERCENTILES,
+    Method,
+    check_percentiles,
+    percentiles_dask,
+)
+from cubehub.cube_view import CubeBand, CubeView, read_cube
+from cubehub.errors import EmptySeasonWarning, InputError
 from cubehub.seasons import SeasonCalendar
 
 IndexMode = Literal["per-observation", "of-composite"]
-DEFAULT_PERCENTILES = (25.0, 50.0, 75.0)
+#: What ``clear`` takes: a mask, a rule for the cube's mask band, its default (None), or no
+#: masking (False).
+Clear: TypeAlias = xr.DataArray | SclMaskRule | QaPixelMaskRule | Literal[False] | None
 
 
 def check_composite_request(
-    cube: Cube,
+    view: CubeView,
     calendar: SeasonCalendar,
     percentiles: Sequence[float],
     indices: Sequence[str],
-) -> None:
-    """Raise :class:`InputError` for a request that cannot give a meaningful composite.
-
-    Runs on metadata only, before any pixel is read.
+) -> tuple[float, ...]:
+    """The percentiles, checked; :class:`InputError` for a request that cannot give a
+    meaningful composite. Runs on metadata only, before any pixel is read. A season
+    without acquisitions is not an error: its layers are NaN (see :func:`seasonal_composite`).
     """
-    if not percentiles:
-        raise InputError("give at least one percentile, e.g. [25, 50, 75]")
-    bad = [q for q in percentiles if not 0 <= q <= 100]
-    if bad:
-        raise InputError(f"percentiles must lie within 0..100, got {bad}")
-    available = set(cube.data.band.values.tolist())
+    q = check_percentiles(percentiles)
+    available = set(view.bands)
     needed = index_bands(indices, available=available) if indices else set()
     missing = sorted(needed - available)
     if missing:
         raise InputError(
             f"index(es) {', '.join(indices)} need band(s) {', '.join(missing)} that the cube "
-            "lacks; add them to the job's bands"
+            f"lacks (it has {', '.join(view.bands)}); load the cube with them (a job: add them "
+            "to bands), or leave the index out"
         )
-    assigned = calendar.assign(cube.data.time.values)
-    empty = [w.label for k, w in enumerate(calendar.windows) if not (assigned == k).any()]
-    if empty:
-        raise InputError(
-            f"season(s) {', '.join(empty)} have no acquisitions in the items found; widen the "
-            "search dates or choose years the archive covers"
-        )
+    return q
 
 
 def seasonal_composite(
-    cube: Cube,
+    cube: xr.Dataset | xr.DataArray,
     calendar: SeasonCalendar,
     *,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-    clear: xr.DataArray | None = None,
-    indices: Sequence[str] = ("NDVI",),
+    clear: Clear = None,
+    indices: str | Sequence[str] = (),
     index_mode: IndexMode = "per-observation",
     method: Method = "linear",
     min_count: int = 1,
@@ -77,45 +78,76 @@ def seasonal_composite(
     """Per-season percentiles of every band, valid-observation counts and indices; lazy.
 
     Args:
-        cube: from :func:`cubehub.cube.load_cube`.
+        cube: from :func:`cubehub.cube.load_cube`, or any cube as :mod:`cubehub.cube_view`
+            reads it: a ``stackstac.stack`` DataArray, an ``odc.stac.load`` Dataset; bands
+            decode by their CF ``scale_factor``/``add_offset``, missing values are NaN or the
+            ``_FillValue``.
         calendar: season windows, e.g. :func:`cubehub.seasons.odse_quarters`.
-        percentiles: in 0..100, default (25, 50, 75).
-        clear: (time, y, x) boolean mask, True for observations to keep (see
-            :func:`cubehub.compute.masks.clear_mask_xr`); None keeps all valid DNs.
-        indices: spectral index names known to spyndex, default ``("NDVI",)``.
+        percentiles: in percent (0..100, not fractions), default (25, 50, 75).
+        clear: which observations to keep. None (default): the clear ones by the cube's
+            mask band (``scl`` or ``qa_pixel``) and its default rule; a mask rule (e.g.
+            ``SclMaskRule(dilate_cloud_m=300)``) applied to that band; a (time, y, x)
+            boolean DataArray; or False to keep every valid observation, clouds included.
+        indices: spectral index names known to spyndex, e.g. ``["NDVI"]`` (one may be a
+            string); default none.
         index_mode: ``"per-observation"`` (default) or ``"of-composite"``.
         method: ``"linear"`` (as ``numpy.nanpercentile``) or ``"nearest"`` rank.
         min_count: pixels with fewer clear observations in a season are NaN.
 
     Returns:
         A dataset with one float32 variable per band and index, dims (season, percentile,
-        y, x), reflectance units; ``valid_count`` (season, y, x), the number of clear
-        observations; coordinates ``season`` (label), ``season_start``, ``season_end``,
-        ``percentile``, and the CRS as a CF ``spatial_ref``.
+        y, x), physical units (reflectance; kelvin for thermal bands) with the cube's
+        ``units`` and ``long_name`` where it has them; ``valid_count`` (season, y, x), the number of
+        clear observations; coordinates ``season`` (label), ``season_start``,
+        ``season_end``, ``percentile``, and the CRS as a CF ``spatial_ref``. A season
+        without acquisitions in the cube has NaN layers and ``valid_count`` 0, with an
+        :class:`~cubehub.errors.EmptySeasonWarning`.
     """
-    check_composite_request(cube, calendar, percentiles, indices)
-    q = [float(p) for p in percentiles]
-    data = cube.data
-    if clear is not None:
-        data = data.where(clear, NODATA)
-    bands = [str(b) for b in data.band.values]
-    assigned = calendar.assign(data.time.values)
+    view = read_cube(cube)
+    indices = [indices] if isinstance(indices, str) else list(indices)
+    q = list(check_composite_request(view, calendar, percentiles, indices))
+    per_window = calendar.counts(view.time.values)
+    empty = [w.label for w, n in zip(calendar.windows, per_window, strict=True) if n == 0]
+    if empty:
+        warnings.warn(
+            f"season(s) {', '.join(empty)} have no acquisitions in the cube: their layers are "
+            "NaN and valid_count 0",
+            EmptySeasonWarning,
+            stacklevel=2,
+        )
+    keep = _clear_of(view, clear)
+    bands = list(view.bands.values())
+    assigned = calendar.assign(view.time.values)
 
-    per_band: dict[str, list[da.Array]] = {b: [] for b in bands}
-    per_index: dict[str, list[da.Array]] = {n: [] for n in indices if index_mode == "per-observation"}
+    per_band: dict[str, list[da.Array]] = {b.name: [] for b in bands}
+    per_index: dict[str, list[da.Array]] = {
+        n: [] for n in indices if index_mode == "per-observation"
+    }
     # Only the bands the indices read: the others would add graph layers for nothing.
-    index_inputs = sorted(index_bands(indices, available=bands)) if per_index else []
+    index_inputs = sorted(index_bands(indices, available=view.bands)) if per_index else []
     counts: list[da.Array] = []
     for k, _window in enumerate(calendar.windows):
-        season = data.isel(time=np.flatnonzero(assigned == k)).chunk(time=-1)
-        # (T, band, y, x) -> (q, band, y, x), one sort per pixel for all percentiles.
-        values, valid = percentiles_dask(season.data, q, nodata=NODATA, method=method, min_count=min_count)
+        at = np.flatnonzero(assigned == k)
+        season = {b.name: _masked(b, keep).isel(time=at).chunk(time=-1) for b in bands}
         for j, band in enumerate(bands):
-            per_band[band].append(values[:, j] * cube.scale[band] + cube.offset[band])
-        # Clear observations of the first band: the mask is shared, nodata is per band.
-        counts.append(valid[0])
+            # (T, y, x) -> (q, y, x), one sort per pixel for all percentiles.
+            values, valid = percentiles_dask(
+                season[band.name].data,
+                q,
+                nodata=band.nodata,
+                method=method,
+                min_count=min_count,
+            )
+            per_band[band.name].append(values * band.scale + band.offset)
+            if j == 0:  # clear observations: the mask is shared, nodata is per band
+                counts.append(valid)
         if per_index:
-            reflectance = _reflectance(season.sel(band=index_inputs), cube)
+            reflectance = xr.Dataset(
+                {
+                    name: replace(view.bands[name], data=season[name]).reflectance()
+                    for name in index_inputs
+                }
+            )
             observed = compute_indices(reflectance, list(per_index))
             for name in per_index:
                 index_values, _ = percentiles_dask(
@@ -123,38 +155,57 @@ def seasonal_composite(
                 )
                 per_index[name].append(index_values)
 
-    coords = _output_coords(cube, calendar, q)
+    coords = _output_coords(view, calendar, q)
     dims = ("season", "percentile", "y", "x")
     out = xr.Dataset(coords=coords)
     for band in bands:
-        out[band] = (dims, da.stack(per_band[band]).astype(np.float32))
+        # The cube's own units and long name (kelvin for thermal bands), where it says.
+        described = {k: band.data.attrs[k] for k in ("units", "long_name") if k in band.data.attrs}
+        out[band.name] = (dims, da.stack(per_band[band.name]).astype(np.float32), described)
     for name, stacks in per_index.items():
         out[name] = (dims, da.stack(stacks).astype(np.float32))
     out["valid_count"] = (("season", "y", "x"), da.stack(counts))
     if index_mode == "of-composite" and indices:
-        composite_indices = compute_indices(out[list(index_bands(indices, available=bands))], list(indices))
+        composite_indices = compute_indices(
+            out[list(index_bands(indices, available=view.bands))], list(indices)
+        )
         for name in indices:
             out[name] = composite_indices[name].astype(np.float32)
     # The CF grid mapping (spatial_ref), so rioxarray, GDAL and to_zarr readers see the CRS.
-    return out.rio.write_crs(cube.grid.epsg).rio.write_coordinate_system()
+    placed: xr.Dataset = out.rio.write_crs(view.crs).rio.write_coordinate_system()
+    return placed
 
 
-def _reflectance(season: xr.DataArray, cube: Cube) -> xr.Dataset:
-    """float32 reflectance per band, NaN where missing, for per-observation indices."""
-    out = {}
-    for band in season.band.values.tolist():
-        dn = season.sel(band=band, drop=True)
-        refl = dn.astype(np.float32) * np.float32(cube.scale[band]) + np.float32(cube.offset[band])
-        out[band] = refl.where(dn != NODATA)
-    return xr.Dataset(out)
+def _clear_of(view: CubeView, clear: Clear) -> xr.DataArray | None:
+    """The (time, y, x) observations to keep, or None to keep every valid one."""
+    if clear is False:
+        return None
+    if clear is None or isinstance(clear, SclMaskRule | QaPixelMaskRule):
+        return view.clear(clear)
+    if isinstance(clear, xr.DataArray):
+        return clear
+    raise InputError(
+        f"clear must be None (the cube's mask band), a mask rule, a (time, y, x) boolean "
+        f"DataArray or False (no masking), got {type(clear).__name__}"
+    )
 
 
-def _output_coords(cube: Cube, calendar: SeasonCalendar, q: list[float]) -> dict[str, object]:
+def _masked(band: CubeBand, keep: xr.DataArray | None) -> xr.DataArray:
+    """The band with observations that are not kept set missing."""
+    if keep is None:
+        return band.data
+    if band.nodata is None:
+        return band.data.where(keep)
+    return band.data.where(keep, band.data.dtype.type(band.nodata))
+
+
+def _output_coords(view: CubeView, calendar: SeasonCalendar, q: list[float]) -> dict[str, object]:
+    first = next(iter(view.bands.values())).data
     return {
         "season": ("season", np.array([w.label for w in calendar.windows], dtype=object)),
         "season_start": ("season", pd.to_datetime([w.start for w in calendar.windows])),
         "season_end": ("season", pd.to_datetime([w.end for w in calendar.windows])),
         "percentile": ("percentile", np.asarray(q)),
-        "y": cube.data.y.values,
-        "x": cube.data.x.values,
+        "y": first.y.values,
+        "x": first.x.values,
     }

@@ -14,14 +14,17 @@ import dask.config
 import yaml
 
 _DEFAULTS_FILE = Path(__file__).with_name("cubehub.yaml")
+#: The one address every server cubehub starts listens on (STAC API, files, S3, dashboards).
+LOOPBACK = "127.0.0.1"
 
 
 def _load_defaults() -> None:
     with _DEFAULTS_FILE.open() as f:
         defaults = yaml.safe_load(f)
+    # Defaults layer under what is already set: the environment and config files dask read
+    # at import, and every dask.config.set(...) the user made before importing cubehub.
+    # (dask.config.refresh() here would wipe those.)
     dask.config.update_defaults(defaults)
-    # Environment variables set before import still win over the packaged defaults.
-    dask.config.refresh()
 
 
 _load_defaults()

@@ -1,198 +1,45 @@
-"""Notebook helpers: the demo archive served on this machine, Dask progress, one-line errors.
-
-:func:`start_demo` builds (or reuses) the synthetic Sentinel-2 archive of
-:mod:`cubehub.testing.archive` for one or more years, serves its COGs over HTTP with range
-requests and its items through a real STAC API (``rustac serve``), and optionally an S3
-server (SeaweedFS) for outputs, all on 127.0.0.1. A notebook keeps the servers across cells
-and stops them in its last cell with ``demo.close()``; a script uses ``with start_demo()``.
-Servers left running are stopped when the kernel exits.
+"""Notebook helpers: Dask progress, the command line, and one-line errors.
 
 ``%load_ext cubehub.notebook`` shows cubehub's own errors (bad input, data, cluster) as one
 line with what to do, as the command line does, instead of a traceback.
 
 :func:`show_progress` is Dask's progress bar for work on a cluster: the notebook widget when
-ipywidgets is installed, Dask's text bar (which waits for the work) otherwise.
+ipywidgets is installed, Dask's text bar otherwise. :func:`run_command` runs the ``cubehub``
+command by this kernel's own Python, so it works where the kernel's PATH does not hold it.
+The demo archive for notebooks is :func:`cubehub.demo.start_demo`.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
-import os
-import shutil
+import subprocess
 import sys
-from collections.abc import Iterable
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import xarray as xr
-from distributed import futures_of, progress
+from distributed import futures_of, progress, wait
 
-from cubehub.errors import CubehubError, InputError
-from cubehub.progress import have_widgets, in_notebook
-from cubehub.testing.archive import Archive, ArchiveSpec, build_archive
-from cubehub.testing.s3 import S3Server, serve_s3
-from cubehub.testing.servers import serve_files, serve_stac_api
+from cubehub.clusters.progress import display_widget, have_widgets, in_notebook
+from cubehub.errors import (
+    ClusterError,
+    CubehubError,
+    DataError,
+    ExitCode,
+    InputError,
+    ServerError,
+)
 
-__all__ = ["DemoServers", "load_ipython_extension", "show_progress", "start_demo"]
-
-
-@dataclass
-class DemoServers:
-    """The demo archive served on loopback; from :func:`start_demo`. Call :meth:`close`."""
-
-    archives: dict[int, Archive]
-    """The archive of each year, by year."""
-    stac_api: str
-    """URL of the STAC API serving every year's items (collection ``sentinel-2-l2a``)."""
-    files_url: str
-    """Base URL of the COGs; year ``Y``'s archive root is served under ``<files_url>/Y``."""
-    s3: S3Server | None
-    """The S3 server for outputs, when asked for; its credentials are in ``os.environ``."""
-    _stack: ExitStack = field(repr=False)
-
-    @property
-    def archive(self) -> Archive:
-        """The archive of the last year."""
-        return self.archives[max(self.archives)]
-
-    @property
-    def bbox(self) -> tuple[float, float, float, float]:
-        """The archive window as (west, south, east, north) in degrees, for a search."""
-        return self.archive.bbox_lonlat()
-
-    @property
-    def epsg(self) -> int:
-        """CRS of the archive's pixel grid (32633, UTM zone 33N)."""
-        return self.archive.epsg
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """The window (xmin, ymin, xmax, ymax) in metres in :attr:`epsg`: a job on these
-        bounds has exactly the truth's pixel grid."""
-        return self.archive.bounds
-
-    def truth(self, year: int | None = None) -> xr.Dataset:
-        """The cloud-free truth of ``year`` (default: the last), see :meth:`Archive.truth`."""
-        chosen = max(self.archives) if year is None else year
-        if chosen not in self.archives:
-            raise InputError(f"the demo serves years {sorted(self.archives)}, not {chosen}")
-        return self.archives[chosen].truth()
-
-    def close(self) -> None:
-        """Stop every server (also restores the environment the S3 server changed)."""
-        self._stack.close()
-        atexit.unregister(self.close)
-
-    def __enter__(self) -> DemoServers:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+__all__ = ["command", "load_ipython_extension", "run_command", "show_progress"]
 
 
-def _collection(archives: Iterable[Archive]) -> dict[str, Any]:
-    """The STAC Collection over all ``archives``: the first's, with the union of extents."""
-    collections = [a.collection_dict() for a in archives]
-    merged = collections[0]
-    boxes = [c["extent"]["spatial"]["bbox"][0] for c in collections]
-    intervals = [c["extent"]["temporal"]["interval"][0] for c in collections]
-    merged["extent"] = {
-        "spatial": {"bbox": [[
-            min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
-        ]]},
-        "temporal": {"interval": [[min(i[0] for i in intervals), max(i[1] for i in intervals)]]},
-    }
-    return merged
-
-
-def _set_environ(stack: ExitStack, values: dict[str, str]) -> None:
-    """Set environment variables now; the stack restores the old values when it closes."""
-    old = {name: os.environ.get(name) for name in values}
-
-    def restore() -> None:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    stack.callback(restore)
-    os.environ.update(values)
-
-
-def start_demo(
-    root: Path | str = "demo-archive",
-    *,
-    size: int = 64,
-    years: Iterable[int] = (2022,),
-    revisit_days: int = 5,
-    seed: int = 0,
-    s3_buckets: Iterable[str] = (),
-) -> DemoServers:
-    """Build (or reuse) the demo archive under ``root`` and serve it on 127.0.0.1.
-
-    Args:
-        root: folder of the archives, one sub-folder per year; an archive already there
-            with the same settings is reused (building one year of size 64 takes a few s).
-        size: archive edge in 10 m pixels, a multiple of 32; default 64 (640 m).
-        years: ODSE years, each one archive of acquisitions from 2 Dec of the year before
-            to 1 Dec; default (2022,). The land cover is the same every year (same seed).
-        revisit_days: days between acquisitions, 1..16; default 5 (73 a year). Tests use
-            16 (23 a year) to run faster.
-        seed: seed of the synthesis, default 0.
-        s3_buckets: start an S3 server with these buckets (empty, the default: no S3) and
-            put its endpoint and credentials in ``os.environ``, so that ``s3://`` URLs work
-            here and on Dask workers started afterwards. Its data lives in ``root/s3`` for
-            one session: a new start begins with empty buckets.
-
-    Example:
-        >>> demo = start_demo("demo-archive", size=64)  # doctest: +SKIP
-        >>> items = search_items(demo.stac_api, collections=["sentinel-2-l2a"], bbox=demo.bbox)  # doctest: +SKIP
-        >>> demo.close()  # doctest: +SKIP
-    """
-    wanted = sorted(set(years))
-    if not wanted:
-        raise InputError("give at least one year for the demo archive, e.g. years=[2022]")
-    specs = {year: ArchiveSpec(size=size, year=year, revisit_days=revisit_days, seed=seed) for year in wanted}  # validates
-    root = Path(root).absolute()
-    archives = {year: build_archive(root / str(year), spec) for year, spec in specs.items()}
-    stack = ExitStack()
-    try:
-        files = stack.enter_context(serve_files(root))
-        items = root / "items.json"
-        features = [item for year, a in archives.items() for item in a.item_dicts(f"{files.url}/{year}")]
-        items.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-        api = stack.enter_context(serve_stac_api(items, _collection(archives.values())))
-        s3 = None
-        if buckets := list(s3_buckets):
-            shutil.rmtree(root / "s3", ignore_errors=True)  # the demo's S3 data lasts one session
-            s3 = stack.enter_context(serve_s3(root / "s3", buckets=buckets))
-            _set_environ(stack, s3.env())
-    except BaseException:
-        stack.close()
-        raise
-    servers = DemoServers(archives, api.url, files.url, s3, stack)
-    atexit.register(servers.close)  # a kernel that exits without close() stops them too
-    return servers
-
-
-def show_progress(*work: Any) -> Any:
-    """Show Dask's progress of ``work`` on the cluster.
+def show_progress(*work: Any) -> None:
+    """Show Dask's progress of ``work`` on the cluster, and return when the work is done.
 
     Args:
         work: futures, or Dask collections persisted on a client (``client.persist(ds)``).
 
-    Returns:
-        In a notebook with ipywidgets: Dask's progress widget, at once; make it the cell's
-        last expression and it updates while the work runs and the notebook stays free.
-        Otherwise None, after Dask's text bar ran to the end of the work (text streams live
-        into a notebook, so this needs no widget library).
+    In a notebook with ipywidgets this displays Dask's progress widget in the cell; otherwise
+    Dask's text bar, which streams live into a notebook too. Either way it returns once the
+    work has finished, so the next line sees it done (use Dask's own
+    ``distributed.progress`` for a widget that leaves the notebook free meanwhile).
 
     A failed task ends the bar; its error is raised by ``.result()`` or ``.compute()``.
 
@@ -204,9 +51,55 @@ def show_progress(*work: Any) -> Any:
     if not futures:
         raise InputError("nothing to show: pass futures or collections persisted on a Dask client")
     if in_notebook() and have_widgets():
-        return progress(futures, notebook=True)
-    progress(futures, notebook=False)
-    return None
+        display_widget(futures)
+        wait(futures)
+    else:
+        progress(futures, notebook=False)
+
+
+def command(*args: str) -> list[str]:
+    """The ``cubehub`` command line with ``args``, run by this very Python.
+
+    ``[sys.executable, "-m", "cubehub", *args]``: it works in a kernel whose PATH lacks the
+    environment's scripts (a virtual environment that was not activated), where a plain
+    ``cubehub`` is "command not found".
+
+    >>> command("info", "graz.zarr")[1:]
+    ['-m', 'cubehub', 'info', 'graz.zarr']
+    """
+    return [sys.executable, "-m", "cubehub", *args]
+
+
+def run_command(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``cubehub ARGS`` (see :func:`command`), print what it prints, and return it.
+
+    Args:
+        args: the command's arguments, e.g. ``"plan", "graz-2022.yaml"``.
+        check: raise the error class of the command's exit code (e.g. :class:`InputError`
+            for 2) with its last line of output if it fails; default True.
+
+    Example:
+        >>> run_command("info", "graz-2022.zarr")  # doctest: +SKIP
+    """
+    done = subprocess.run(command(*args), capture_output=True, text=True, check=False)
+    for stream, text in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
+        if text:
+            stream.write(text)
+            stream.flush()
+    if check and done.returncode != 0:
+        last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        error = _ERRORS.get(done.returncode, CubehubError)
+        raise error(f"cubehub {' '.join(args)} exited with {done.returncode}: {last}")
+    return done
+
+
+#: Exit code of the command -> the error it stands for.
+_ERRORS: dict[int, type[CubehubError]] = {
+    int(ExitCode.BAD_INPUT): InputError,
+    int(ExitCode.DATA): DataError,
+    int(ExitCode.CLUSTER): ClusterError,
+    int(ExitCode.SERVER): ServerError,
+}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -219,7 +112,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.set_custom_exc((CubehubError,), _one_line)
 
 
-def _one_line(shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+def _one_line(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
     sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # for %tb
     stb: list[str] = shell.InteractiveTB.get_exception_only(etype, value)
     shell._showtraceback(etype, value, stb)

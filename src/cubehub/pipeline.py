@@ -1,48 +1,58 @@
 """One composite job, end to end: search -> normalise -> tiles -> cube -> mask -> composite -> Zarr.
 
-:func:`plan_job` does everything that needs no pixels (search, normalisation, grid, tiles)
-and so catches bad input before the cluster gets any work. :func:`run_job` then computes
-tile by tile: each tile is one bounded task graph, written as an aligned Zarr region and
-marked complete in the store only after all its chunks are written, with a bounded number
-of tiles in flight so no submission exceeds the task budget.
+:func:`plan_job` does everything that needs no pixels (search, normalisation, grid, tiles);
+:func:`prepare_job` adds the output check, the task budget and the store (created or
+reopened), so bad input is caught before any cluster exists (``cubehub run`` prepares
+first, then starts the cluster). :meth:`PreparedJob.run` then computes tile by tile: each
+tile is one bounded task graph, written as aligned Zarr regions and recorded complete in
+the store as soon as all its chunks are written, with a bounded number of tiles in flight
+so no submission exceeds the task budget (:mod:`cubehub.writing`); with ``gap_fill`` it then
+fills the composites' gaps into a second store (:mod:`cubehub.fill_job`). :func:`run_job`
+is both steps. A season without acquisitions is data: NaN layers, ``valid_count`` 0 and a
+warning (:mod:`cubehub.empty_seasons`).
+
+Failures keep the store safe and say what went wrong: a tile whose write the storage
+refuses (unreachable endpoint, no credentials on the workers, disk full) raises an
+:class:`~cubehub.errors.OutputLocationError` naming the tile and the store, the rest of the
+submission is cancelled, and every tile recorded before stays recorded. Assets that could
+not be read under ``on_read_error: missing`` are recorded per tile (see
+:class:`~cubehub.output.completion.Completion`); the next run writes exactly those tiles again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from collections import Counter
-from collections.abc import Collection, Sequence
+import uuid
+import warnings
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import dask.array as da
 import numpy as np
 import pystac
 import xarray as xr
-from distributed import Client
-from pyproj import Transformer
+from distributed import Client, get_client
 
-from cubehub import progress
+from cubehub.catalog.items import NormalizedItems, normalize_items
+from cubehub.catalog.scaling import lowest_offsets
 from cubehub.composite import seasonal_composite
-from cubehub.compute.masks import MaskRule, SclMaskRule, rule_for_kind
-from cubehub.cube import OutputGrid, grid_for_bbox, load_cube
-from cubehub.errors import InputError
-from cubehub.items import NormalizedItems, normalize_items
+from cubehub.cube import load_cube
+from cubehub.empty_seasons import check_empty_seasons, search_job_items, warn_cloud_masked
+from cubehub.errors import ClusterError, EmptySeasonWarning, InputError
+from cubehub.fill_job import FillResult, check_job_fill_output, fill_job_output
+from cubehub.grid import OutputGrid, grid_for_bbox
 from cubehub.jobspec import CompositeJob
+from cubehub.output.encoding import encode_composite, provenance_attrs
+from cubehub.output.layout import TileStore
+from cubehub.output.open import open_store
+from cubehub.output.storage import check_output
 from cubehub.reader import missing_assets
-from cubehub.search import search_items
-from cubehub.seasons import SeasonCalendar, calendar_from_name
-from cubehub.store import (
-    CompositeStore,
-    check_output,
-    encode_composite,
-    job_storage_options,
-    provenance_attrs,
-)
+from cubehub.seasons import SeasonCalendar, calendar_from_name, years_not_begun
 from cubehub.tiles import Tile, split_grid
+from cubehub.writing import TASK_BUDGET, check_budget, write_tiles
 
-#: Default largest number of tasks in one submission to the scheduler.
-TASK_BUDGET = 100_000
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +67,8 @@ class JobPlan:
     duplicates_dropped: int
     grid: OutputGrid
     tiles: list[Tile]
+    #: Acquisitions (distinct times of the items) in each window of the calendar.
+    acquisitions: tuple[int, ...]
     _bboxes: np.ndarray = field(repr=False)  # (n_items, 4) lon/lat boxes, for tile lookups
 
     @property
@@ -66,7 +78,7 @@ class JobPlan:
 
     def tile_items(self, tile: Tile) -> NormalizedItems:
         """The items whose footprint box meets ``tile``."""
-        west, south, east, north = _lonlat_box(tile.grid(self.grid))
+        west, south, east, north = tile.grid(self.grid).lonlat_bounds()
         b = self._bboxes
         hit = (b[:, 0] <= east) & (b[:, 2] >= west) & (b[:, 1] <= north) & (b[:, 3] >= south)
         return replace(self.normalised, items=tuple(self.items[i] for i in np.flatnonzero(hit)))
@@ -74,7 +86,15 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What a finished job did."""
+    """What a finished job did.
+
+    Attributes:
+        missing_assets: tile id -> hrefs of the assets it was written without (they could
+            not be read and counted as nodata, ``on_read_error: missing``); recorded in the
+            store, and the next run writes those tiles again.
+        seconds: wall time of preparing and running, seconds.
+        gap_fill: what the gap fill did (jobs with ``gap_fill``), else None.
+    """
 
     output: str
     items_found: int
@@ -82,99 +102,246 @@ class JobResult:
     observations: int
     tiles_written: list[str]
     tiles_skipped: list[str]
-    missing_assets: list[str]
+    missing_assets: dict[str, list[str]]
     snapshot_id: str | None
     mean_valid_per_season: dict[str, float]
     seconds: float
+    gap_fill: FillResult | None = None
 
 
 def plan_job(job: CompositeJob) -> JobPlan:
     """Search, normalise and tile the job; reads no pixels.
 
+    The grid: ``bounds``, or ``bbox`` snapped outward to whole pixels of the job's ``anchor``
+    (``"auto"``: the items' own pixel grid where the output CRS and resolution are theirs).
+
+    A season without acquisitions warns (:class:`~cubehub.errors.EmptySeasonWarning`) or,
+    with ``on_empty_season: error``, raises (see :func:`cubehub.empty_seasons.check_empty_seasons`).
+
     Raises :class:`cubehub.errors.InputError` or a data error for anything that would make
     the job fail or be wrong, before compute starts.
     """
+    today = dt.datetime.now(dt.UTC).date()
+    future = years_not_begun(job.calendar, job.years, today)
+    if future:
+        raise InputError(
+            f"years {future} have not begun (today is {today}): no scene exists for them yet; "
+            "choose past years"
+        )
     calendar = calendar_from_name(job.calendar, job.years)
-    first, last = calendar.time_range()
-    found = search_items(
-        job.stac_api,
-        collections=[job.collection],
-        bbox=job.bbox,
-        datetime=f"{first.isoformat()}/{last.isoformat()}",
-        max_cloud_cover=job.max_cloud_cover,
-        filter=job.filter,
+    if job.seasons is not None:
+        calendar = calendar.select(job.seasons)
+    found = search_job_items(job, calendar, max_cloud_cover=job.max_cloud_cover)
+    # A job's collection_profile decides the layout; otherwise each item's own fields do.
+    profile = job.resolved_profile if job.collection_profile is not None else None
+    normalised = normalize_items(found, bands=job.bands, profile=profile)
+    # Items between the chosen seasons (``seasons: [summer]``) are never read.
+    inside = calendar.assign([i.datetime for i in normalised.items]) >= 0
+    normalised = replace(
+        normalised, items=tuple(i for i, keep in zip(normalised.items, inside, strict=True) if keep)
     )
-    normalised = normalize_items(found, bands=job.bands)
     items = normalised.items
-    epsg = job.epsg or Counter(int(i.properties["proj:epsg"]) for i in items).most_common(1)[0][0]
+    acquisitions = calendar.counts(sorted({i.datetime for i in items}))
+    check_empty_seasons(job, calendar, acquisitions)
+    epsg = job.epsg or normalised.common_epsg()
+    anchor = normalised.output_anchor(job.anchor, epsg, job.resolution)  # before any pixel
     grid = (
         OutputGrid(epsg, job.resolution, job.bounds)
         if job.bounds
-        else grid_for_bbox(job.bbox, epsg, job.resolution)
+        else grid_for_bbox(job.bbox, epsg, job.resolution, anchor=anchor)
     )
     tiles = split_grid(grid, job.tile_size, job.chunk_size)
     boxes = np.array([i.bbox for i in items], dtype=float)
-    return JobPlan(job, calendar, normalised, len(found), len(found) - len(items), grid, tiles, boxes)
+    return JobPlan(
+        job,
+        calendar,
+        normalised,
+        len(found),
+        len(found) - len(items),
+        grid,
+        tiles,
+        tuple(int(n) for n in acquisitions),
+        boxes,
+    )
 
 
-def tile_composite(plan: JobPlan, tile: Tile) -> xr.Dataset:
-    """The lazy, encoded composite of one tile (see :func:`cubehub.composite.seasonal_composite`)."""
+def tile_composite(plan: JobPlan, tile: Tile, *, read_tag: str = "") -> xr.Dataset:
+    """The lazy, encoded composite of one tile (see :func:`cubehub.composite.seasonal_composite`);
+    ``read_tag`` labels its missing-asset reports (see :func:`cubehub.reader.missing_assets`)."""
     job = plan.job
     grid = tile.grid(plan.grid)
     items = plan.tile_items(tile)
     if not items.items:
-        raise InputError(f"tile {tile.id} meets no item; choose a bbox inside the items' footprints")
-    cube = load_cube(items, job.bands, grid, chunk_size=job.chunk_size, on_read_error=job.on_read_error)
-    composite = seasonal_composite(
-        cube,
-        plan.calendar,
-        percentiles=job.percentiles,
-        clear=cube.clear(_mask_rule(job, cube.mask_kind)),
-        indices=job.indices,
-        index_mode=job.index_mode,
-        method=job.method,
-        min_count=job.min_count,
+        raise InputError(
+            f"tile {tile.id} meets no item; choose a bbox inside the items' footprints"
+        )
+    cube = load_cube(
+        items,
+        job.bands,
+        grid,
+        chunk_size=job.chunk_size,
+        on_read_error=job.on_read_error,
+        read_tag=read_tag,
+        harmonize=job.harmonize,
     )
-    composite = encode_composite(composite, {b: (cube.scale[b], cube.offset[b]) for b in job.bands})
+    with warnings.catch_warnings():
+        # Job-wide empty seasons were reported by plan_job; a tile's own are no news.
+        warnings.simplefilter("ignore", EmptySeasonWarning)
+        composite = seasonal_composite(
+            cube,
+            plan.calendar,
+            percentiles=job.percentiles,
+            clear=job.mask.rule(items.profile),
+            indices=job.indices,
+            index_mode=job.index_mode,
+            method=job.method,
+            min_count=job.min_count,
+        )
+    composite = composite.assign_coords(
+        acquisitions=(
+            "season",
+            np.asarray(plan.acquisitions, np.int32),
+            {"long_name": "acquisitions in the season over the whole job, before cloud masking"},
+        )
+    )
+    # One DN encoding for every tile and year of the collection, whatever this cube's
+    # items say, so tiles of a store and the years appended to it agree.
+    floors = lowest_offsets(items.profile)
+    encoding = {
+        b: (
+            float(cube[b].attrs["scale_factor"]),
+            min(float(cube[b].attrs["add_offset"]), floors.get(b, np.inf)),
+        )
+        for b in job.bands
+    }
+    composite = encode_composite(composite, encoding)
     composite.attrs.update(
         provenance_attrs(job.model_dump(mode="json"), job.collection, [i.id for i in plan.items])
     )
     return composite
 
 
-def run_job(
-    job: CompositeJob,
-    client: Client,
-    *,
-    task_budget: int = TASK_BUDGET,
-    tiles: Collection[str] | None = None,
-    show_progress: bool = True,
-) -> JobResult:
-    """Run a job on ``client``'s cluster; resumable: complete tiles are skipped.
+@dataclass
+class PreparedJob:
+    """A job checked and planned, its store created or reopened: all that needs neither
+    pixels nor a cluster (see :func:`prepare_job`); :meth:`run` computes it, once."""
 
-    Args:
-        job: the job.
-        client: a client of the cluster to compute on (see :func:`cubehub.cluster`).
-        task_budget: most tasks in one submission to the scheduler, default 100 000.
-        tiles: only these tile ids (e.g. ``r0000c0001``), default all: several writers
-            may share one job's tiles, each running its own part.
-        show_progress: show a progress bar (a widget in notebooks).
+    plan: JobPlan
+    store: TileStore
+    #: The tiles to write, in order, and the ids of those already complete (skipped).
+    todo: list[Tile]
+    skipped: list[str]
+    task_budget: int
+    #: When preparing began (``time.perf_counter``), for the job's wall time.
+    started: float
+    #: The tile ids this writer runs (None: all), also for the gap fill.
+    tiles: Collection[str] | None
+    _run_id: str = field(repr=False)
+    _first: tuple[Tile, xr.Dataset] = field(repr=False)
+    _ran: bool = field(default=False, repr=False)
 
-    Example:
-        >>> with cluster("local") as client:  # doctest: +SKIP
-        ...     run_job(make_job(stac_api="earth-search", bbox=(15.4, 47.0, 15.5, 47.08),
-        ...                      years=[2023], output="graz.zarr"), client)
+    def read_tag(self, tile: Tile) -> str:
+        """The label of ``tile``'s missing-asset reports in this run."""
+        return _read_tag(self._run_id, tile)
+
+    def run(self, client: Client, *, show_progress: bool = True) -> JobResult:
+        """Compute the tiles to do on ``client``'s cluster, recording each as it is written.
+
+        Raises:
+            OutputLocationError: the storage refused a tile's write (naming the tile).
+            AssetReadError: an asset could not be read (``on_read_error: fail``).
+            InputError: called a second time (prepare the job again).
+        """
+        if self._ran:
+            raise InputError("a prepared job runs once; call prepare_job again to run it again")
+        self._ran = True
+        job, plan, store = self.plan.job, self.plan, self.store
+        missing: dict[str, list[str]] = {}
+
+        def tile_graphs() -> Iterator[tuple[Tile, xr.Dataset | None]]:
+            """Each tile to write with its graph, built when its batch is due."""
+            for tile in self.todo:
+                if not plan.tile_items(tile).items:
+                    log.info("tile %s meets no item: recorded complete, nothing written", tile.id)
+                    yield tile, None
+                elif tile == self._first[0]:
+                    yield tile, self._first[1]
+                else:
+                    yield tile, tile_composite(plan, tile, read_tag=self.read_tag(tile))
+
+        def lacking(tile: Tile) -> list[str]:
+            """The assets ``tile`` was written without, recorded with it (a rerun retries)."""
+            hrefs = missing_assets(client, tag=self.read_tag(tile))
+            if hrefs:
+                missing[tile.id] = hrefs
+                log.warning(
+                    "tile %s written without %d unreadable asset(s), counted as nodata: %s; "
+                    "a rerun retries the tile",
+                    tile.id,
+                    len(hrefs),
+                    ", ".join(hrefs),
+                )
+            return hrefs
+
+        written = write_tiles(
+            store,
+            tile_graphs(),
+            len(self.todo),
+            client,
+            task_budget=self.task_budget,
+            show_progress=show_progress,
+            missing=lacking,
+        )
+        store.finish(f"cubehub run: {len(written)} tile(s)")  # Icechunk commits; STAC records
+        counts = store.open()["valid_count"]
+        mean_valid = {str(s): float(counts.sel(season=s).mean()) for s in counts.season.values}
+        warn_cloud_masked(plan.calendar, plan.acquisitions, mean_valid)
+        return JobResult(
+            output=job.output,
+            items_found=plan.items_found,
+            duplicates_dropped=plan.duplicates_dropped,
+            observations=len({i.datetime for i in plan.items}),
+            tiles_written=written,
+            tiles_skipped=self.skipped,
+            missing_assets=missing,
+            snapshot_id=store.snapshot_id,
+            mean_valid_per_season=mean_valid,
+            seconds=time.perf_counter() - self.started,
+            gap_fill=fill_job_output(
+                job,
+                client,
+                tiles=self.tiles,
+                task_budget=self.task_budget,
+                show_progress=show_progress,
+            ),
+        )
+
+
+def prepare_job(
+    job: CompositeJob, *, task_budget: int = TASK_BUDGET, tiles: Collection[str] | None = None
+) -> PreparedJob:
+    """Everything before compute, in the order that fails fastest: the output location
+    (bucket, credentials, endpoint: seconds), the search and plan, the task budget (from one
+    tile's graph), then the store, created from the template or reopened and matched.
+
+    Needs no cluster and reads no pixels. Arguments as for :func:`run_job`.
+
+    Raises:
+        InputError: bad input (job, output location, store of another job, task budget).
+        DataError: the search failed or found nothing.
     """
     started = time.perf_counter()
-    options = job_storage_options(job)
+    options = job.output_storage_options()
     check_output(job.output, options)  # bucket, credentials, endpoint: fail in seconds
+    check_job_fill_output(job)  # with gap_fill: the filled store can take this job's fill
     plan = plan_job(job)
+    run_id = uuid.uuid4().hex[:12]
     # The store's template is shaped like a tile with data; tiles over no item (sea, gaps
     # between orbits) are recorded complete without writing: readers see nodata there.
     first_tile = next(t for t in plan.tiles if plan.tile_items(t).items)
-    first = tile_composite(plan, first_tile)
-    _check_budget(first, first_tile, task_budget)  # before anything is written
-    store = CompositeStore.open_or_create(
+    first = tile_composite(plan, first_tile, read_tag=_read_tag(run_id, first_tile))
+    check_budget(first, first_tile, task_budget)  # before anything is written
+    store = open_store(
         job.output,
         template(first, plan.grid, job.chunk_size),
         plan.tiles,
@@ -185,52 +352,52 @@ def run_job(
     )
     done = store.completed_tiles()
     todo = [t for t in plan.tiles if t.id not in done and (tiles is None or t.id in tiles)]
-    written: list[str] = []
-    batch: list[tuple[Tile, xr.Dataset]] = []
-    batch_tasks = 0
-
-    def submit_batch() -> None:
-        futures = [client.compute(store.write_tile(ds, tile)) for tile, ds in batch]
-        ids = ", ".join(tile.id for tile, _ in batch)
-        progress.wait(futures, f"tiles {len(written) + 1}-{len(written) + len(batch)} of {len(todo)}", show=show_progress)
-        for (tile, _), future in zip(batch, futures, strict=True):
-            store.mark_complete(tile, future.result())  # transactional stores merge it here
-            written.append(tile.id)
-        log.info("tiles complete: %s (%d of %d)", ids, len(written), len(todo))
-        batch.clear()
-
-    # Greedy packing, in tile order: a submission closes when the next tile's graph would
-    # take it over the task budget (the rule `cubehub plan` reports with pack_tiles).
-    for tile in todo:
-        if not plan.tile_items(tile).items:
-            store.mark_complete(tile)
-            written.append(tile.id)
-            log.info("tile %s meets no item: recorded complete, nothing written", tile.id)
-            continue
-        ds = first if tile == first_tile else tile_composite(plan, tile)
-        tasks = _check_budget(ds, tile, task_budget)
-        if batch and batch_tasks + tasks > task_budget:
-            submit_batch()
-            batch_tasks = 0
-        batch.append((tile, ds))
-        batch_tasks += tasks
-    if batch:
-        submit_batch()
-    store.finish(f"cubehub run: {len(written)} tile(s)")  # Icechunk commits; STAC records refreshed
-    counts = store.open()["valid_count"]
-    mean_valid = {str(s): float(counts.sel(season=s).mean()) for s in counts.season.values}
-    return JobResult(
-        output=job.output,
-        items_found=plan.items_found,
-        duplicates_dropped=plan.duplicates_dropped,
-        observations=len({i.datetime for i in plan.items}),
-        tiles_written=written,
-        tiles_skipped=sorted(done),
-        missing_assets=missing_assets(client),
-        snapshot_id=store.snapshot_id,
-        mean_valid_per_season=mean_valid,
-        seconds=time.perf_counter() - started,
+    return PreparedJob(
+        plan, store, todo, sorted(done), task_budget, started, tiles, run_id, (first_tile, first)
     )
+
+
+def current_client() -> Client:
+    """The Dask client in use here (the innermost ``with cubehub.cluster()`` or the last
+    ``Client(...)`` made); :class:`ClusterError` if there is none."""
+    try:
+        return get_client()
+    except ValueError:
+        raise ClusterError(
+            "no Dask client: run inside `with cubehub.cluster():` (or make one with "
+            "distributed.Client), or pass the client"
+        ) from None
+
+
+def run_job(
+    job: CompositeJob,
+    client: Client | None = None,
+    *,
+    task_budget: int = TASK_BUDGET,
+    tiles: Collection[str] | None = None,
+    show_progress: bool = True,
+) -> JobResult:
+    """Run a job on ``client``'s cluster; resumable: complete tiles are skipped.
+
+    :func:`prepare_job`, then :meth:`PreparedJob.run`.
+
+    Args:
+        job: the job.
+        client: a client of the cluster to compute on; default the current one (inside
+            ``with cubehub.cluster():``, see :func:`cubehub.cluster`).
+        task_budget: most tasks in one submission to the scheduler, default 100 000.
+        tiles: only these tile ids (e.g. ``r0000c0001``), default all: several writers
+            may share one job's tiles, each running its own part.
+        show_progress: show a progress bar (a widget in notebooks).
+
+    Example:
+        >>> with cluster("local"):  # doctest: +SKIP
+        ...     run_job(make_job(stac_api="earth-search", bbox=(15.4, 47.0, 15.5, 47.08),
+        ...                      years=[2023], output="graz.zarr"))
+    """
+    client = client or current_client()  # before the store is made
+    prepared = prepare_job(job, task_budget=task_budget, tiles=tiles)
+    return prepared.run(client, show_progress=show_progress)
 
 
 def template(tile_ds: xr.Dataset, grid: OutputGrid, chunk_size: int) -> xr.Dataset:
@@ -254,32 +421,20 @@ def template(tile_ds: xr.Dataset, grid: OutputGrid, chunk_size: int) -> xr.Datas
     return out
 
 
-def _mask_rule(job: CompositeJob, kind: str) -> MaskRule:
-    if kind == "scl":
-        return SclMaskRule(
-            keep=job.mask.keep_classes,
-            dilate_cloud_m=job.mask.dilate_cloud_m,
-            dilate_shadow_m=job.mask.dilate_shadow_m,
-        )
-    return rule_for_kind(kind, dilate_cloud_m=job.mask.dilate_cloud_m, dilate_shadow_m=job.mask.dilate_shadow_m)
+def _read_tag(run_id: str, tile: Tile) -> str:
+    """The label of a tile's missing-asset reports: a run's reports never mix with another's."""
+    return f"{run_id}/{tile.id}"
 
 
-def _check_budget(tile_ds: xr.Dataset, tile: Tile, task_budget: int) -> int:
-    """The number of tasks of one tile's graph; refuses a tile above the budget."""
-    tasks = len(tile_ds.__dask_graph__())
-    if tasks > task_budget:
-        raise InputError(
-            f"tile {tile.id} needs {tasks} tasks, above the task budget of {task_budget}; "
-            "lower tile_size or raise the budget"
-        )
-    return tasks
-
-
-def _lonlat_box(grid: OutputGrid) -> tuple[float, float, float, float]:
-    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    xmin, ymin, xmax, ymax = grid.bounds
-    lons, lats = to_lonlat.transform([xmin, xmax, xmin, xmax], [ymin, ymin, ymax, ymax])
-    return min(lons), min(lats), max(lons), max(lats)
-
-
-__all__: Sequence[str] = ["JobPlan", "JobResult", "plan_job", "run_job", "template", "tile_composite"]
+__all__: Sequence[str] = [
+    "TASK_BUDGET",
+    "JobPlan",
+    "JobResult",
+    "PreparedJob",
+    "current_client",
+    "plan_job",
+    "prepare_job",
+    "run_job",
+    "template",
+    "tile_composite",
+]

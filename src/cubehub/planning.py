@@ -9,8 +9,8 @@
   build (measured: 5.7 s for 584 items over 32 seasons on 2 busy cores), so a plan builds
   a handful, not one per tile.
 * **submissions**: consecutive tiles are packed into one submission while the sum of their
-  task counts stays within the budget (:func:`pack_tiles`, the batching rule meant for
-  :func:`cubehub.pipeline.run_job` too); a tile alone above the budget is flagged (lower
+  task counts stays within the budget (:func:`cubehub.tiles.pack_tiles`, the rule
+  :func:`cubehub.pipeline.run_job` batches by); a tile alone above the budget is flagged (lower
   ``tile_size``).
 * **bytes to read**: decoded pixels of every asset window that overlaps a tile (item
   footprint boxes, each asset at its own resolution); compressed reads are smaller.
@@ -30,16 +30,23 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from pyproj import Transformer
 
-from cubehub.cube import OutputGrid
 from cubehub.pipeline import TASK_BUDGET, JobPlan, tile_composite
-from cubehub.tiles import Tile
+from cubehub.tiles import Tile, pack_tiles
 
-__all__ = ["PlanSummary", "Submission", "TilePlan", "pack_tiles", "summarize_plan"]
+__all__ = ["PlanSummary", "Submission", "TilePlan", "summarize_plan"]
 
 #: Bytes per pixel of a decoded asset, by ``raster:bands`` ``data_type``.
-_BYTES = {"uint8": 1, "int8": 1, "uint16": 2, "int16": 2, "uint32": 4, "int32": 4, "float32": 4, "float64": 8}
+_BYTES = {
+    "uint8": 1,
+    "int8": 1,
+    "uint16": 2,
+    "int16": 2,
+    "uint32": 4,
+    "int32": 4,
+    "float32": 4,
+    "float64": 8,
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class PlanSummary:
     epsg: int
     resolution: float
     grid_shape: tuple[int, int]
+    grid_anchor: tuple[float, float]
+    """Offsets (x, y) of the pixel edges from multiples of the resolution, CRS units
+    (:attr:`cubehub.grid.OutputGrid.anchor`)."""
     tile_size: int
     chunk_size: int
     seasons: int
@@ -87,6 +97,9 @@ class PlanSummary:
     """Estimated working set of one worker with ``threads_per_worker`` threads."""
     threads_per_worker: int
     seconds: float
+    bands: tuple[str, ...] = ()
+    defaults: str = ""
+    """Which job fields came from the collection profile (:meth:`CompositeJob.defaults_note`)."""
 
     @property
     def max_tasks_per_submission(self) -> int:
@@ -115,7 +128,10 @@ class PlanSummary:
         lines = [
             f"Items        {self.items_found} found, {self.duplicates_dropped} duplicate(s) dropped, "
             f"{self.items} used, {self.observations} observations",
+            f"Bands        {', '.join(self.bands)}",
+            f"Defaults     {self.defaults}",
             f"Grid         EPSG:{self.epsg}, {self.resolution:g} m, {self.grid_shape[0]} x {self.grid_shape[1]} px, "
+            f"edges x = {self.grid_anchor[0]:g} + k*{self.resolution:g}, y = {self.grid_anchor[1]:g} + k*{self.resolution:g}, "
             f"{self.seasons} seasons",
             f"Tiles        {len(self.tiles)} of up to {self.tile_size} px, chunks of {self.chunk_size} px",
             f"Tasks        per tile {min(tasks):,} to {max(tasks):,}; up to {self.max_tiles_per_submission} "
@@ -140,27 +156,6 @@ def _size(n: float) -> str:
     return f"{n / 1024**exponent:.1f} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[exponent]}"
 
 
-def pack_tiles(tasks: Sequence[int], task_budget: int) -> list[range]:
-    """Consecutive runs of tiles whose summed task counts stay within ``task_budget``.
-
-    Greedy, in order: a run is closed when the next tile would take it over the budget. A
-    tile that alone exceeds the budget forms a run of its own (and is over budget).
-
-    >>> pack_tiles([40, 40, 40, 90, 10], 100)
-    [range(0, 2), range(2, 3), range(3, 5)]
-    """
-    runs: list[range] = []
-    start, total = 0, 0
-    for k, n in enumerate(tasks):
-        if k > start and total + n > task_budget:
-            runs.append(range(start, k))
-            start, total = k, 0
-        total += n
-    if len(tasks) > start:
-        runs.append(range(start, len(tasks)))
-    return runs
-
-
 def _overlap_fraction(box: np.ndarray, tile_box: tuple[float, float, float, float]) -> np.ndarray:
     west, south, east, north = tile_box
     width = np.clip(np.minimum(box[:, 2], east) - np.maximum(box[:, 0], west), 0, None)
@@ -174,7 +169,9 @@ def _asset_pixel_bytes(plan: JobPlan) -> float:
     item = plan.items[0]
     total = 0.0
     for asset in item.assets.values():
-        transform = asset.extra_fields.get("proj:transform") or item.properties.get("proj:transform")
+        transform = asset.extra_fields.get("proj:transform") or item.properties.get(
+            "proj:transform"
+        )
         bands = asset.extra_fields.get("raster:bands") or [{}]
         if not transform:
             continue
@@ -183,17 +180,11 @@ def _asset_pixel_bytes(plan: JobPlan) -> float:
     return total
 
 
-def _lonlat_box(grid: OutputGrid) -> tuple[float, float, float, float]:
-    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    west, south, east, north = to_lonlat.transform_bounds(*grid.bounds)
-    return west, south, east, north
-
-
 def _tile_bytes(plan: JobPlan, tile: Tile, boxes: np.ndarray, per_m2: float) -> int:
     grid = tile.grid(plan.grid)
     rows, cols = tile.shape
     area_m2 = rows * cols * grid.resolution**2
-    return int(_overlap_fraction(boxes, _lonlat_box(grid)).sum() * area_m2 * per_m2)
+    return int(_overlap_fraction(boxes, grid.lonlat_bounds()).sum() * area_m2 * per_m2)
 
 
 def _output_bytes(ds: xr.Dataset, grid_shape: tuple[int, int]) -> int:
@@ -207,7 +198,9 @@ def _output_bytes(ds: xr.Dataset, grid_shape: tuple[int, int]) -> int:
 
 
 def _largest_season(plan: JobPlan) -> int:
-    season = plan.calendar.assign(sorted({i.datetime for i in plan.items if i.datetime is not None}))
+    season = plan.calendar.assign(
+        sorted({i.datetime for i in plan.items if i.datetime is not None})
+    )
     return int(np.bincount(season[season >= 0]).max()) if (season >= 0).any() else 0
 
 
@@ -244,12 +237,21 @@ def summarize_plan(
             ds = tile_composite(plan, tile)
             first_ds = first_ds if first_ds is not None else ds
             counts[key] = len(ds.__dask_graph__())
-        tiles.append(TilePlan(tile.id, tile.shape, n_items, counts[key], exact, _tile_bytes(plan, tile, boxes, per_m2)))
+        tiles.append(
+            TilePlan(
+                tile.id,
+                tile.shape,
+                n_items,
+                counts[key],
+                exact,
+                _tile_bytes(plan, tile, boxes, per_m2),
+            )
+        )
     assert first_ds is not None, "a plan has at least one tile"
     todo = [t for t in tiles if t.id not in done]
     submissions = [
         Submission(tuple(todo[k].id for k in run), sum(todo[k].tasks for k in run))
-        for run in pack_tiles([t.tasks for t in todo], task_budget)
+        for run in pack_tiles(((k, t.tasks) for k, t in enumerate(todo)), task_budget)
     ]
     per_pixel = 2 * len(job.bands) + 1 + 4 * len(job.indices)
     memory = _largest_season(plan) * job.chunk_size**2 * per_pixel * threads_per_worker
@@ -261,6 +263,7 @@ def summarize_plan(
         epsg=plan.grid.epsg,
         resolution=plan.grid.resolution,
         grid_shape=plan.grid.shape,
+        grid_anchor=plan.grid.anchor,
         tile_size=job.tile_size,
         chunk_size=job.chunk_size,
         seasons=len(plan.calendar.windows),
@@ -272,4 +275,6 @@ def summarize_plan(
         worker_memory_bytes=memory,
         threads_per_worker=threads_per_worker,
         seconds=time.perf_counter() - started,
+        bands=job.bands,
+        defaults=job.defaults_note(),
     )

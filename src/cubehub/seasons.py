@@ -45,6 +45,9 @@ __all__ = [
     "meteorological_seasons",
     "months",
     "odse_quarters",
+    "odse_span",
+    "split_label",
+    "years_not_begun",
 ]
 
 _MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
@@ -90,7 +93,7 @@ class SeasonWindow:
 
     def odse_span(self) -> str:
         """The window as ODSE layer names write it: ``"2014.12.02..2015.03.20"``."""
-        return f"{self.start:%Y.%m.%d}..{self.end:%Y.%m.%d}"
+        return odse_span(self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,31 @@ class SeasonCalendar:
         return tuple(w.label for w in self.windows)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """The season names of the calendar in the order of the year, each once
+        (``("winter", "spring", "summer", "autumn")`` for ODSE)."""
+        return tuple(dict.fromkeys(split_label(label)[1] for label in self.labels))
+
+    def select(self, names: Iterable[str]) -> SeasonCalendar:
+        """The windows whose season name (the label without its year) is one of ``names``.
+
+        >>> odse_quarters([2021, 2022]).select(["summer"]).labels
+        ('2021-summer', '2022-summer')
+
+        Raises:
+            InputError: a name the calendar does not have (the valid names are listed).
+        """
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in self.names]
+        if unknown or not wanted:
+            raise InputError(
+                f"season(s) {', '.join(map(str, unknown)) or '(none)'} not in calendar "
+                f"{self.name!r}; choose from {', '.join(self.names)}"
+            )
+        kept = tuple(w for w in self.windows if split_label(w.label)[1] in wanted)
+        return SeasonCalendar(self.name, kept)
+
+    @property
     def starts(self) -> np.ndarray:
         """First day of each window as ``datetime64[D]``."""
         return np.array([w.start for w in self.windows], dtype="datetime64[D]")
@@ -145,6 +173,12 @@ class SeasonCalendar:
     def time_range(self) -> tuple[datetime.date, datetime.date]:
         """First day of the first window and last day of the last, for a STAC search."""
         return self.windows[0].start, self.windows[-1].end
+
+    def counts(self, times: Any) -> np.ndarray:
+        """How many of ``times`` fall in each window: int64, one per window (0: an empty
+        season). ``times`` as for :meth:`assign`."""
+        assigned = self.assign(times).ravel()
+        return np.bincount(assigned[assigned >= 0], minlength=len(self.windows)).astype(np.int64)
 
     def assign(self, times: Any) -> np.ndarray:
         """Index of the window each timestamp falls in, ``-1`` where none (or NaT).
@@ -173,7 +207,7 @@ def _utc_days(times: Any) -> np.ndarray:
             f"cannot read timestamps {times!r} ({reason}); pass datetimes, numpy "
             "datetime64 or ISO 8601 strings"
         ) from err
-    days = stamps.tz_localize(None).to_numpy().astype("datetime64[D]")
+    days: np.ndarray = stamps.tz_localize(None).to_numpy().astype("datetime64[D]")
     return days.reshape(values.shape)
 
 
@@ -323,6 +357,17 @@ _NAMED = {
 }
 
 
+def years_not_begun(name: str, years: Iterable[int], today: datetime.date) -> list[int]:
+    """Those of ``years`` whose every season of calendar ``name`` starts after ``today``.
+
+    >>> years_not_begun("odse", [2022, 2031], datetime.date(2026, 12, 1))
+    [2031]
+    >>> years_not_begun("odse", [2027], datetime.date(2026, 12, 2))  # winter 2027 began
+    []
+    """
+    return [y for y in years if calendar_from_name(name, [y]).windows[0].start > today]
+
+
 def calendar_from_name(name: str, years: Iterable[int]) -> SeasonCalendar:
     """The named calendar over ``years``: ``"odse"``, ``"quarters"``, ``"meteorological"``
     or ``"months"``."""
@@ -333,3 +378,33 @@ def calendar_from_name(name: str, years: Iterable[int]) -> SeasonCalendar:
             f"unknown season calendar {name!r}; valid names: {', '.join(sorted(_NAMED))}"
         ) from None
     return build(years)
+
+
+def split_label(label: str) -> tuple[int, str]:
+    """The year and the season name of a label: ``"2022-winter"`` -> ``(2022, "winter")``.
+
+    Raises:
+        InputError: a label that is not ``"<year>-<name>"`` (every calendar here makes those).
+    """
+    year, sep, name = str(label).partition("-")
+    if not sep or not name or not year.isdigit():
+        raise InputError(
+            f"season label {label!r} is not '<year>-<name>' (e.g. '2022-winter'); cubehub's "
+            "calendars label every window so"
+        )
+    return int(year), name
+
+
+def odse_span(start: Any, end: Any) -> str:
+    """A season window as ODSE layer names write it, first and last day inclusive.
+
+    ``start`` and ``end``: dates, datetimes or ``numpy.datetime64`` (days are UTC).
+
+    >>> odse_span(np.datetime64("2014-12-02"), np.datetime64("2015-03-20T00:00"))
+    '2014.12.02..2015.03.20'
+    """
+    first, last = (
+        np.datetime_as_string(np.datetime64(t, "D"), unit="D").replace("-", ".")
+        for t in (start, end)
+    )
+    return f"{first}..{last}"

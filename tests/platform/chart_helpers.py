@@ -5,16 +5,11 @@ The tests render a copy of helm/cubehub whose charts/ holds, as `helm dependency
 
 - dask-kubernetes-operator: the chart inside the installed dask-kubernetes wheel, versioned
   as chartpress versions the published release;
-- jupyterhub: the Zero to JupyterHub archive, only when `helm dependency update helm/cubehub`
-  has downloaded it into helm/cubehub/charts/ (the platform workflow does, with network; the
-  archive is git-ignored and nothing of z2jh is kept in this repository).
-
-Without that archive a stand-in takes its place: a chart named jupyterhub with no resources,
-no values and no schema, defining only the named templates cubehub's own templates include
-from z2jh (the hub's ServiceAccount name). All of cubehub's templates then render, those for
-the hub included (its integration ConfigMap, the notebook NetworkPolicy, the checks on
-``jupyterhub.*`` values); what only z2jh renders or validates is absent, and the few tests
-that need it are marked ``needs_jupyterhub`` and skipped.
+- jupyterhub: the released Zero to JupyterHub archive, from the first of
+  helm/cubehub/charts/ (where `helm dependency update helm/cubehub` downloads it, with
+  network) and the offline dependency cache ``shared/vendor/charts`` beside the checkout.
+  Nothing of z2jh is kept in this repository; without the archive the tests fail and say
+  how to get it.
 
 The versions must match those Chart.yaml pins, or the assembly fails and says what to do.
 """
@@ -22,7 +17,6 @@ The versions must match those Chart.yaml pins, or the assembly fails and says wh
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 from collections.abc import Callable
 from importlib.metadata import version
@@ -30,25 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import dask_kubernetes
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "cubehub"
 #: Where `helm dependency build`/`update` puts the downloaded dependencies (git-ignored).
 DOWNLOADED = CHART / "charts"
+#: The offline cache of released dependency archives, beside the checkout (never committed).
+VENDORED = ROOT.parent / "shared" / "vendor" / "charts"
 LINT_VALUES = CHART / "ci" / "lint-values.yaml"
 RELEASE = "eo"
 NAMESPACE = "cubehub"
+#: The values a throw-away test install adds to the defaults: the dummy authenticator's opt-in.
+TEST_INSTALL: dict[str, Any] = {"authentication": {"allowDummy": True}}
 #: The pinned Kubernetes version every manifest is validated against.
 KUBE_VERSION = "1.35.0"
-#: The hub ServiceAccount name the stand-in gives (the real chart names its own).
-STAND_IN_HUB_ACCOUNT = "stand-in-hub"
-#: What the stand-in defines: each z2jh named template cubehub includes, and its output.
-STAND_IN_TEMPLATES = {"jupyterhub.hub-serviceaccount.fullname": STAND_IN_HUB_ACCOUNT}
-JUPYTERHUB_MISSING = (
-    "z2jh chart not downloaded: run `helm dependency update helm/cubehub` with network"
-)
+#: The oldest Kubernetes the chart supports (its kubeVersion), validated too.
+OLDEST_KUBE_VERSION = "1.28.0"
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
@@ -66,23 +58,22 @@ def pinned(name: str) -> str:
     return found
 
 
-def downloaded_jupyterhub_chart() -> Path | None:
-    """helm/cubehub/charts/jupyterhub-<pinned>.tgz if Helm has downloaded it, else None."""
-    archives = sorted(DOWNLOADED.glob("jupyterhub-*.tgz"))
-    if not archives:
-        return None
-    expected = DOWNLOADED / f"jupyterhub-{pinned('jupyterhub')}.tgz"
-    assert archives == [expected], (
-        f"{DOWNLOADED} holds {[a.name for a in archives]} but Chart.yaml pins {expected.name}: "
-        "run `helm dependency update helm/cubehub`"
+def jupyterhub_archive() -> Path:
+    """The z2jh archive Chart.yaml pins: downloaded by Helm, else from the offline cache."""
+    name = f"jupyterhub-{pinned('jupyterhub')}.tgz"
+    stale = sorted(p.name for p in DOWNLOADED.glob("jupyterhub-*.tgz") if p.name != name)
+    assert not stale, (
+        f"{DOWNLOADED} holds {stale} but Chart.yaml pins {name}: run `helm dependency update "
+        "helm/cubehub`"
     )
-    return expected
-
-
-JUPYTERHUB_ARCHIVE = downloaded_jupyterhub_chart()
-HAVE_JUPYTERHUB = JUPYTERHUB_ARCHIVE is not None
-#: For the few tests that check what only the real z2jh chart renders or validates.
-needs_jupyterhub = pytest.mark.skipif(not HAVE_JUPYTERHUB, reason=JUPYTERHUB_MISSING)
+    for folder in (DOWNLOADED, VENDORED):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"the JupyterHub chart {name} is in neither {DOWNLOADED} nor {VENDORED}: run "
+        "`helm dependency update helm/cubehub` (needs network), or put the released archive "
+        "in one of those folders"
+    )
 
 
 def copy_chart(target: Path) -> None:
@@ -118,42 +109,10 @@ def add_operator_chart(charts: Path) -> None:
         path.write_text(path.read_text().replace(placeholder, release))
 
 
-def jupyterhub_includes() -> set[str]:
-    """The named templates of the JupyterHub chart that cubehub's templates include."""
-    text = "".join(path.read_text() for path in (CHART / "templates").iterdir())
-    return set(re.findall(r'include\s+"(jupyterhub\.[^"]+)"', text))
-
-
-def add_jupyterhub_stand_in(charts: Path) -> None:
-    """A chart named jupyterhub that defines only STAND_IN_TEMPLATES (see the module doc)."""
-    missing = jupyterhub_includes() - set(STAND_IN_TEMPLATES)
-    assert not missing, (
-        f"cubehub's templates include {sorted(missing)} from the JupyterHub chart: define them "
-        "in STAND_IN_TEMPLATES (tests/platform/chart_helpers.py)"
-    )
-    target = charts / "jupyterhub"
-    (target / "templates").mkdir(parents=True)
-    metadata = {
-        "apiVersion": "v2",
-        "name": "jupyterhub",
-        "version": pinned("jupyterhub"),
-        "description": "Test stand-in for the JupyterHub chart (not downloaded): no resources.",
-    }
-    (target / "Chart.yaml").write_text(yaml.safe_dump(metadata))
-    (target / "templates" / "_helpers.tpl").write_text(
-        "".join(
-            f'{{{{- define "{name}" -}}}}{output}{{{{- end }}}}\n'
-            for name, output in STAND_IN_TEMPLATES.items()
-        )
-    )
-
-
 def add_jupyterhub_chart(charts: Path) -> None:
-    """The downloaded z2jh archive if there is one, else the stand-in."""
-    if JUPYTERHUB_ARCHIVE is None:
-        add_jupyterhub_stand_in(charts)
-    else:
-        shutil.copy(JUPYTERHUB_ARCHIVE, charts / JUPYTERHUB_ARCHIVE.name)
+    """The released z2jh archive, as `helm dependency build` leaves it in charts/."""
+    archive = jupyterhub_archive()
+    shutil.copy(archive, charts / archive.name)
 
 
 def documents(rendered: dict[str, str]) -> list[Manifest]:
@@ -185,3 +144,18 @@ def named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
     matches = [m for m in by_kind(manifests, kind) if m["metadata"]["name"] == name]
     assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
     return matches[0]
+
+
+#: Kinds of the rendered objects that live in a namespace (Helm leaves metadata.namespace out).
+NAMESPACED_RBAC = ("Role", "RoleBinding", "NetworkPolicy")
+
+
+def in_release_namespace(manifests: list[Manifest]) -> list[Manifest]:
+    """``manifests`` with the release namespace set on the namespaced RBAC and policy objects,
+    as the install puts them."""
+    return [
+        {**m, "metadata": {"namespace": NAMESPACE, **m["metadata"]}}
+        if m["kind"] in NAMESPACED_RBAC
+        else m
+        for m in manifests
+    ]

@@ -1,14 +1,10 @@
-"""Fixtures for the platform tests: the cubehub chart with its dependencies, rendered by real
-Helm (helm-python-sdk). How the dependencies are laid out (the downloaded JupyterHub chart or a
-stand-in): chart_helpers.py.
-
-Set CUBEHUB_REQUIRE_JUPYTERHUB_CHART=1 (the platform workflow does) to fail instead of skipping
-when the JupyterHub chart has not been downloaded.
+"""Fixtures for the platform tests: the cubehub chart with its real dependencies (the released
+JupyterHub chart and the operator chart), rendered by real Helm (helm-python-sdk). Where the
+dependencies come from: chart_helpers.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +12,10 @@ from typing import Any
 import helm_python as helm
 import pytest
 from chart_helpers import (
-    HAVE_JUPYTERHUB,
-    JUPYTERHUB_MISSING,
     LINT_VALUES,
     NAMESPACE,
     RELEASE,
+    TEST_INSTALL,
     Manifest,
     Render,
     add_jupyterhub_chart,
@@ -28,12 +23,8 @@ from chart_helpers import (
     copy_chart,
     documents,
     load_yaml,
+    merge,
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("CUBEHUB_REQUIRE_JUPYTERHUB_CHART") == "1" and not HAVE_JUPYTERHUB:
-        raise pytest.UsageError(f"CUBEHUB_REQUIRE_JUPYTERHUB_CHART=1 but {JUPYTERHUB_MISSING}")
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +56,17 @@ def lint_values() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def render(chart_dir: Path) -> Render:
-    """Render the chart as an install does (values checked against the schemas first)."""
+    """Render the chart as an install does (values checked against the schemas first).
 
-    def _render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    Values are merged over TEST_INSTALL (the opt-in to JupyterHub's dummy authenticator that a
+    throw-away install needs) unless ``test_install=False``.
+    """
+
+    def _render(
+        values: dict[str, Any] | None = None, *, test_install: bool = True
+    ) -> list[Manifest]:
+        if test_install:
+            values = merge(TEST_INSTALL, values or {})
         # A fresh load each time: rendering drops disabled subcharts from the loaded chart
         # itself, so a chart once rendered without JupyterHub would stay without it.
         with helm.Chart.load(chart_dir) as fresh:
@@ -85,3 +84,14 @@ def default_manifests(render: Render) -> list[Manifest]:
 @pytest.fixture(scope="session")
 def lint_manifests(render: Render, lint_values: dict[str, Any]) -> list[Manifest]:
     return render(lint_values)
+
+
+@pytest.fixture(scope="session")
+def booted(
+    lint_manifests: list[Manifest], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The hub booted from the lint values' render, with alice's and bob's pods and namespaces
+    (test_hub_boot.py)."""
+    from test_hub_boot import boot_hub
+
+    return boot_hub(lint_manifests, tmp_path_factory.mktemp("hub"))

@@ -114,13 +114,18 @@ class Endpoint:
 
 
 def pod(
-    ip: str, namespace: str, labels: dict[str, str], named_ports: dict[str, int] | None = None
+    ip: str,
+    namespace: str,
+    labels: dict[str, str],
+    named_ports: dict[str, int] | None = None,
+    namespace_labels: dict[str, str] | None = None,
 ) -> Endpoint:
+    """A pod in ``namespace``, whose labels are ``namespace_labels`` plus the name label."""
     return Endpoint(
         ip=ip,
         namespace=namespace,
         labels=labels,
-        namespace_labels={"kubernetes.io/metadata.name": namespace},
+        namespace_labels={**(namespace_labels or {}), "kubernetes.io/metadata.name": namespace},
         named_ports=named_ports or {},
     )
 
@@ -221,3 +226,128 @@ def connection_allowed(
         policies, destination, source, port, "ingress"
     )
     return egress_ok and ingress_ok
+
+
+# --- RBAC evaluation -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API request: ``verb`` on ``resource`` (``"pods/log"`` for a subresource) of ``group``,
+    in ``namespace`` (None: cluster-scoped), optionally of the object called ``name``."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None = None
+
+
+def _subject_matches(subject: dict[str, Any], account: tuple[str, str]) -> bool:
+    namespace, name = account
+    if subject["kind"] == "ServiceAccount":
+        return bool(subject["name"] == name and subject.get("namespace") == namespace)
+    if subject["kind"] == "Group":
+        return subject["name"] in (
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{namespace}",
+            "system:authenticated",
+        )
+    return bool(subject["name"] == f"system:serviceaccount:{namespace}:{name}")
+
+
+def _rule_matches(rule: dict[str, Any], request: Request) -> bool:
+    def has(values: list[str], value: str) -> bool:
+        return "*" in values or value in values
+
+    names = rule.get("resourceNames")
+    return (
+        has(rule.get("apiGroups", []), request.group)
+        and has(rule.get("resources", []), request.resource)
+        and has(rule["verbs"], request.verb)
+        and (not names or request.name in names)
+    )
+
+
+def rbac_allows(objects: list[Manifest], account: tuple[str, str], request: Request) -> bool:
+    """Whether the RBAC authorizer lets ServiceAccount ``account`` (namespace, name) make
+    ``request``, given every Role, ClusterRole and binding in ``objects``
+    (https://kubernetes.io/docs/reference/access-authn-authz/rbac/). RoleBindings grant in
+    their own namespace only, ClusterRoleBindings everywhere."""
+    roles = {
+        (m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]): m
+        for m in objects
+        if m["kind"] in ("Role", "ClusterRole")
+    }
+    for binding in objects:
+        if binding["kind"] == "RoleBinding":
+            if binding["metadata"]["namespace"] != request.namespace:
+                continue
+        elif binding["kind"] != "ClusterRoleBinding":
+            continue
+        if not any(_subject_matches(s, account) for s in binding.get("subjects") or []):
+            continue
+        ref = binding["roleRef"]
+        role_namespace = binding["metadata"]["namespace"] if ref["kind"] == "Role" else None
+        role = roles.get((ref["kind"], role_namespace, ref["name"]))
+        if role and any(_rule_matches(rule, request) for rule in role.get("rules") or []):
+            return True
+    return False
+
+
+# --- LimitRange and ResourceQuota admission --------------------------------------------------
+
+_SUFFIXES = {
+    "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50,
+}  # fmt: skip
+
+
+def quantity(value: str | float) -> float:
+    """A Kubernetes quantity ("500m", "4Gi", 2) as a number of cores or bytes."""
+    text = str(value)
+    number = text.rstrip("kmMGTPi")
+    return float(number) * _SUFFIXES[text[len(number) :]]
+
+
+def admit_pod(
+    pod: dict[str, Any],
+    limit_ranges: list[Manifest],
+    quotas: list[Manifest],
+    used: dict[str, float],
+) -> list[str]:
+    """Why the API server rejects creating ``pod`` (a PodSpec) in a namespace with these
+    LimitRanges and ResourceQuotas, where ``used`` is what the quota already counts
+    ({"requests.cpu": cores, "pods": 3, ...}); empty if it is admitted. LimitRange defaults
+    are applied first, as the admission plugin does."""
+    problems = []
+    totals = {"pods": 1.0}
+    for container in containers(pod):
+        resources = {
+            part: dict(container.get("resources", {}).get(part, {}))
+            for part in ("requests", "limits")
+        }
+        for limit_range in limit_ranges:
+            for item in limit_range["spec"]["limits"]:
+                if item["type"] != "Container":
+                    continue
+                for key, value in item.get("default", {}).items():
+                    resources["limits"].setdefault(key, value)
+                for key, value in item.get("defaultRequest", {}).items():
+                    resources["requests"].setdefault(key, resources["limits"].get(key, value))
+                for key, value in item.get("max", {}).items():
+                    asked = resources["limits"].get(key)
+                    if asked is not None and quantity(asked) > quantity(value):
+                        problems.append(
+                            f"{container['name']}: limits.{key} {asked} is above the LimitRange maximum {value}"
+                        )
+        for part in ("requests", "limits"):
+            for key, value in resources[part].items():
+                totals[f"{part}.{key}"] = totals.get(f"{part}.{key}", 0.0) + quantity(value)
+    for quota in quotas:
+        for key, hard in quota["spec"]["hard"].items():
+            if key in totals and used.get(key, 0.0) + totals[key] > quantity(hard):
+                problems.append(
+                    f"exceeded quota {quota['metadata']['name']}: {key} {used.get(key, 0.0) + totals[key]:g} > {hard}"
+                )
+    return problems

@@ -2,17 +2,19 @@
 
 The schema (values.schema.json, and JupyterHub's own for its block) rejects unknown keys and
 malformed values; the chart's checks (cubehub.validate in _helpers.tpl) reject what a schema
-cannot express, such as a limit below its request. Only JupyterHub's schema needs the
-downloaded z2jh chart; cubehub's checks on the jupyterhub block run with the stand-in too.
+cannot express, such as a limit below its request.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_helpers import Render, needs_jupyterhub
+from chart_helpers import CHART, TEST_INSTALL, Render
+
+from cubehub.credentials import SECRET_NAME_PATTERN, is_secret_name
 
 CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "missing image tag": ({"image": {"tag": ""}}, ["/image/tag"]),
@@ -61,22 +63,38 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         {"securityContext": {"container": {"allowPrivilegeEscalation": True}}},
         ["/securityContext/container/allowPrivilegeEscalation"],
     ),
+    "idle timeout zero": ({"dask": {"idleTimeout": 0}}, ["/dask/idleTimeout", "minimum"]),
+    "azure account key in a values file": (
+        {"objectStore": {"env": {"AZURE_STORAGE_ACCOUNT_KEY": "abc"}}},
+        ["objectStore.env.AZURE_STORAGE_ACCOUNT_KEY", "objectStore.existingSecret"],
+    ),
+    "azure connection string in a values file": (
+        {"objectStore": {"env": {"AZURE_STORAGE_CONNECTION_STRING": "abc"}}},
+        ["objectStore.env.AZURE_STORAGE_CONNECTION_STRING"],
+    ),
+    "worker above the container maximum": (
+        {"dask": {"worker": {"cpu": "96"}}}, ["limitRange.max.cpu (for dask.worker.cpu)", "96"],
+    ),
+    "quota not a quantity": ({"users": {"quota": {"cpu": "lots"}}}, ["/users/quota/cpu"]),
+    "pull secret not given to notebooks": (
+        {"image": {"pullSecrets": ["registry"]}}, ["jupyterhub.singleuser.image.pullSecrets", "registry"],
+    ),
+    "dask taint the pre-puller does not tolerate": (
+        {"dask": {"worker": {"tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}}},
+        ["dask.worker.tolerations", "jupyterhub.prePuller.extraTolerations"],
+    ),
+    "hub closed to other namespaces": (
+        {"jupyterhub": {"hub": {"networkPolicy": {"interNamespaceAccessLabels": "ignore"}}}},
+        ["interNamespaceAccessLabels", "accept"],
+    ),
     "limit range reversed": (
         {"limitRange": {"default": {"cpu": "100m", "memory": "1Gi"}, "defaultRequest": {"cpu": "1", "memory": "1Gi"}}},
         ["limitRange.limits.cpu"],
     ),
 }  # fmt: skip
-#: Cases that only JupyterHub's own schema rejects.
-JUPYTERHUB_SCHEMA_CASES = {"unknown JupyterHub key"}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=[needs_jupyterhub] if case in JUPYTERHUB_SCHEMA_CASES else [])
-        for case in sorted(CASES)
-    ],
-)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_values_are_rejected_with_a_useful_message(render: Render, case: str) -> None:
     values, fragments = CASES[case]
     with pytest.raises((helm.HelmValuesError, helm.HelmRenderError)) as raised:
@@ -84,6 +102,27 @@ def test_bad_values_are_rejected_with_a_useful_message(render: Render, case: str
     message = str(raised.value)
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_the_dummy_authenticator_needs_an_explicit_opt_in(render: Render) -> None:
+    """JupyterHub's default lets anyone in: a default install fails, saying what to do."""
+    with pytest.raises(helm.HelmRenderError) as raised:
+        render(None, test_install=False)
+    assert 'authenticator_class is "dummy"' in str(raised.value)
+    assert "authentication.allowDummy=true" in str(raised.value)
+    render(TEST_INSTALL, test_install=False)  # the opt-in
+
+
+def test_the_chart_refuses_the_same_credential_names_as_cubehub(render: Render) -> None:
+    """One pattern for credentials: the chart's is cubehub's (cubehub.credentials)."""
+    template = (CHART / "templates" / "_helpers.tpl").read_text()
+    found = re.search(r'define "cubehub.secretNamePattern" -}}\n(.*)\n', template)
+    assert found is not None
+    assert found.group(1) == f"(?i){SECRET_NAME_PATTERN}"
+    for name in ("AZURE_STORAGE_SAS_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SESSION_TOKEN"):
+        assert is_secret_name(name)
+        with pytest.raises(helm.HelmRenderError, match=f"objectStore.env.{name}"):
+            render({"objectStore": {"env": {name: "x"}}})
 
 
 def test_good_values_that_look_alike_pass(render: Render) -> None:

@@ -4,14 +4,15 @@ Kubernetes objects are checked with kubernetes-validate (strict: unknown fields 
 the pinned version in conftest.KUBE_VERSION; the operator's custom resources against the CRDs
 shipped with the operator chart, made as strict as the API server's field validation.
 
-Without the downloaded JupyterHub chart these run over cubehub's own templates and the operator
-chart (JupyterHub's stand-in renders nothing); test_jupyterhub_renders_the_hub checks that the
-real chart, when present, is part of the render.
+The render includes the released JupyterHub chart (test_jupyterhub_renders_the_hub) and the
+operator chart.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,18 @@ import pytest
 from chart_helpers import (
     KUBE_VERSION,
     LINT_VALUES,
+    NAMESPACE,
+    OLDEST_KUBE_VERSION,
     RELEASE,
+    TEST_INSTALL,
     Manifest,
     Render,
     by_kind,
     copy_chart,
+    jupyterhub_archive,
     load_yaml,
+    merge,
     named,
-    needs_jupyterhub,
 )
 from k8s_rules import pod_specs
 
@@ -40,12 +45,13 @@ WARNING = 2  # helm lint severities: 1 info, 2 warning, 3 error
     "values_file", [None, LINT_VALUES, "batch-only"], ids=["defaults", "lint-values", "batch-only"]
 )
 def test_helm_lint_is_clean(chart_dir: Path, values_file: Path | str | None) -> None:
-    values = (
+    values = merge(
+        TEST_INSTALL,
         {"jupyterhub": {"enabled": False}}
         if values_file == "batch-only"
         else load_yaml(values_file.read_text())
         if isinstance(values_file, Path)
-        else None
+        else {},
     )
     report = helm.lint(chart_dir, values, strict=True, kube_version=f"v{KUBE_VERSION}")
     problems = [m for m in report["messages"] if m["severity"] >= WARNING]
@@ -63,13 +69,13 @@ def test_lint_flags_missing_dependencies_of_a_bare_checkout(tmp_path: Path) -> N
     assert "jupyterhub" in messages and "dask-kubernetes-operator" in messages
 
 
-def _validate_kubernetes(manifests: list[Manifest]) -> list[str]:
+def _validate_kubernetes(manifests: list[Manifest], kube_version: str = KUBE_VERSION) -> list[str]:
     errors = []
     for manifest in manifests:
         if manifest["apiVersion"].startswith("kubernetes.dask.org/"):
             continue
         try:
-            kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+            kubernetes_validate.validate(manifest, kube_version, strict=True)
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(p) for p in error.path)
             errors.append(
@@ -82,18 +88,18 @@ def _validate_kubernetes(manifests: list[Manifest]) -> list[str]:
 
 #: What cubehub's own templates render with the default values (the operator chart adds its own).
 CUBEHUB_DEFAULT_OBJECTS = {
+    ("ClusterRole", f"cubehub-{NAMESPACE}-hub"),
+    ("ClusterRole", f"cubehub-{NAMESPACE}-user"),
+    ("ClusterRoleBinding", f"cubehub-{NAMESPACE}-hub"),
     ("ConfigMap", "cubehub-dask-config"),
     ("ConfigMap", "cubehub-env"),
     ("ConfigMap", "cubehub-hub"),
     ("LimitRange", "cubehub-defaults"),
     ("NetworkPolicy", "cubehub-batch"),
     ("NetworkPolicy", "cubehub-dask"),
-    ("NetworkPolicy", "cubehub-notebook"),
-    ("Role", "cubehub-hub"),
-    ("Role", "cubehub-user"),
-    ("RoleBinding", "cubehub-hub"),
-    ("RoleBinding", "cubehub-user"),
-    ("ServiceAccount", "cubehub-user"),
+    ("NetworkPolicy", "cubehub-dask-from-runners"),
+    ("RoleBinding", "cubehub-batch"),
+    ("ServiceAccount", "cubehub-batch"),
 }
 
 
@@ -101,11 +107,34 @@ def _objects(manifests: list[Manifest]) -> set[tuple[str, str]]:
     return {(m["kind"], m["metadata"]["name"]) for m in manifests}
 
 
-def test_default_manifests_validate_against_kubernetes(default_manifests: list[Manifest]) -> None:
+def _hub_namespace_objects(manifests: list[Manifest]) -> list[Manifest]:
+    """The objects the hub writes into each user namespace, as the chart rendered them."""
+    data = named(manifests, "ConfigMap", "cubehub-hub")["data"]["hub-settings.json"]
+    objects: list[Manifest] = json.loads(data)["namespaceObjects"]
+    return objects
+
+
+@pytest.mark.parametrize("kube_version", [KUBE_VERSION, OLDEST_KUBE_VERSION])
+def test_default_manifests_validate_against_kubernetes(
+    default_manifests: list[Manifest], kube_version: str
+) -> None:
     objects = _objects(default_manifests)
     assert {o for o in objects if o[1].startswith("cubehub")} == CUBEHUB_DEFAULT_OBJECTS
     assert ("Deployment", f"{RELEASE}-dask-kubernetes-operator") in objects
-    assert _validate_kubernetes(default_manifests) == []
+    everything = default_manifests + _hub_namespace_objects(default_manifests)
+    assert _validate_kubernetes(everything, kube_version) == []
+
+
+def test_chart_supports_what_jupyterhub_supports(chart_dir: Path) -> None:
+    """kubeVersion is the JupyterHub chart's: cubehub's own objects need no newer API."""
+    ours = load_yaml((chart_dir / "Chart.yaml").read_text())["kubeVersion"]
+    with tarfile.open(jupyterhub_archive()) as archive:
+        member = archive.extractfile("jupyterhub/Chart.yaml")
+        assert member is not None
+        theirs = load_yaml(member.read().decode())["kubeVersion"]
+    assert ours == theirs == f">={OLDEST_KUBE_VERSION}-0"
+    report = helm.lint(chart_dir, TEST_INSTALL, strict=True, kube_version=f"v{OLDEST_KUBE_VERSION}")
+    assert not report["errors"], report["errors"]
 
 
 def test_lint_manifests_validate_against_kubernetes(lint_manifests: list[Manifest]) -> None:
@@ -115,14 +144,13 @@ def test_lint_manifests_validate_against_kubernetes(lint_manifests: list[Manifes
         ("CronJob", "cubehub-quarterly-composite"),
         ("DaskJob", "cubehub-demo-once"),
     } == {o for o in objects if o[1].startswith("cubehub")}
-    assert _validate_kubernetes(lint_manifests) == []
+    assert _validate_kubernetes(lint_manifests + _hub_namespace_objects(lint_manifests)) == []
 
 
-@needs_jupyterhub
 def test_jupyterhub_renders_the_hub(
     default_manifests: list[Manifest], lint_manifests: list[Manifest]
 ) -> None:
-    """The downloaded JupyterHub chart is part of the render, and its objects validate too."""
+    """The JupyterHub chart is part of the render, and its objects validate too."""
     for manifests in (default_manifests, lint_manifests):
         objects = _objects(manifests)
         assert {
@@ -139,7 +167,7 @@ def test_jupyterhub_renders_the_hub(
 
 def test_validation_catches_an_unknown_field(default_manifests: list[Manifest]) -> None:
     """The strict schemas are really applied: a misplaced field fails."""
-    account = copy.deepcopy(named(default_manifests, "ServiceAccount", "cubehub-user"))
+    account = copy.deepcopy(named(default_manifests, "ServiceAccount", "cubehub-batch"))
     account["metadata"]["annotation"] = {"typo": "x"}
     assert _validate_kubernetes([account]) != []
 
@@ -222,28 +250,61 @@ def test_batch_only_release(render: Render) -> None:
         "cubehub-batch",
     ) in names
     assert ("ConfigMap", "cubehub-hub") not in names  # no hub integration
-    assert not [name for kind, name in names if kind in ("Deployment", "ClusterRole")]
+    assert not [name for kind, name in names if kind == "Deployment"]
+    # Cluster-wide, only the user ClusterRole, bound in this namespace alone.
+    assert [name for kind, name in names if kind.startswith("Cluster")] == [
+        f"cubehub-{NAMESPACE}-user"
+    ]
     assert _validate_kubernetes(manifests) == []
 
 
 def test_notes_tell_the_operator_what_to_do_next(
     chart: helm.Chart, lint_values: dict[str, Any]
 ) -> None:
-    notes = chart.render(None, name="eo", namespace="cubehub")["cubehub/templates/NOTES.txt"]
-    assert "kubectl label namespace cubehub pod-security.kubernetes.io/enforce=restricted" in notes
+    notes = chart.render(TEST_INSTALL, name="eo", namespace="cubehub")[
+        "cubehub/templates/NOTES.txt"
+    ]
+    assert "a namespace of their own (" + "{hubnamespace}-{username})" in notes
     assert "no object-store credentials" in notes  # default: neither identity nor Secret
-    assert "kubeApiServer.peers is empty" in notes
-    assert 'authenticator_class is "dummy"' in notes
+    assert "API server's address is unknown" in notes  # `helm template`: nothing to discover
+    assert "authentication.allowDummy is set" in notes
+    assert "port-forward service/proxy-public" in notes  # no public address by default
+    assert "import cubehub\n     with cubehub.cluster() as client" in notes
     notes = chart.render(lint_values, name="eo", namespace="cubehub")["cubehub/templates/NOTES.txt"]
-    assert "no object-store credentials" not in notes and "peers is empty" not in notes
+    assert "no object-store credentials" not in notes and "address is unknown" not in notes
+    assert "allowDummy" not in notes
     assert "create job --from=cronjob/cubehub-quarterly-composite" in notes
     assert "get daskjob cubehub-demo-once" in notes
+
+
+def test_batch_runners_run_under_tini(lint_manifests: list[Manifest]) -> None:
+    """Runner containers set args, not command: the image's entrypoint (tini) stays PID 1."""
+    cron = named(lint_manifests, "CronJob", "cubehub-quarterly-composite")
+    job = named(lint_manifests, "DaskJob", "cubehub-demo-once")
+    for spec in (
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        job["spec"]["job"]["spec"],
+    ):
+        (container,) = spec["containers"]
+        assert "command" not in container
+        assert container["args"][:2] == ["cubehub", "run"]
+
+
+def test_dask_jobs_have_a_deadline(
+    lint_values: dict[str, Any], lint_manifests: list[Manifest]
+) -> None:
+    """The operator gives a DaskJob's cluster no idleTimeout: the runner's deadline bounds it."""
+    job = named(lint_manifests, "DaskJob", "cubehub-demo-once")
+    assert (
+        job["spec"]["job"]["spec"]["activeDeadlineSeconds"]
+        == lint_values["batch"]["activeDeadlineSeconds"]
+    )
 
 
 def test_cron_runs_own_the_clusters_they_start(lint_manifests: list[Manifest]) -> None:
     cron = named(lint_manifests, "CronJob", "cubehub-quarterly-composite")
     (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == [
+    assert container["args"] == [
         "cubehub", "run", "/etc/cubehub/jobs/quarterly-composite.yaml",
     ]  # fmt: skip
     env = {e["name"]: e for e in container["env"]}

@@ -2,9 +2,8 @@
 
 The notebook pods are not rendered by Helm (KubeSpawner creates them), so the tests build their
 security settings the way KubeSpawner does from the chart's values, and run cubehub's hub
-integration file (files/hub/cubehub_spawner.py) as the JupyterHub chart runs it. All of this
-runs with the JupyterHub stand-in (chart_helpers.py); the pods and policies JupyterHub's own
-chart renders are checked too when it has been downloaded.
+integration file (files/hub/cubehub_spawner.py) as the JupyterHub chart runs it. The pods and
+policies the JupyterHub chart renders are checked with cubehub's own.
 """
 
 from __future__ import annotations
@@ -18,27 +17,29 @@ import helm_python as helm
 import pytest
 import yaml
 from chart_helpers import (
-    HAVE_JUPYTERHUB,
     NAMESPACE,
     RELEASE,
-    STAND_IN_HUB_ACCOUNT,
     Manifest,
     Render,
     by_kind,
+    in_release_namespace,
     load_yaml,
     merge,
     named,
-    needs_jupyterhub,
 )
 from k8s_rules import (
     Endpoint,
+    Request,
     connection_allowed,
     containers,
     pod,
     pod_specs,
+    rbac_allows,
     restricted_violations,
 )
-from traitlets.config import Config
+from test_hub_boot import boot_hub
+
+from cubehub.clusters.kube import PodTemplate, labels_for
 
 HUB_FILE = Path(__file__).resolve().parents[2] / "helm/cubehub/files/hub/cubehub_spawner.py"
 
@@ -65,8 +66,7 @@ def test_every_rendered_pod_is_restricted(manifests: list[Manifest]) -> None:
     assert problems == {}
     checked = {where for m in manifests for where, _ in pod_specs(m)}
     assert f"Deployment/{RELEASE}-dask-kubernetes-operator" in checked
-    if HAVE_JUPYTERHUB:
-        assert {"Deployment/hub", "Deployment/proxy"} <= checked
+    assert {"Deployment/hub", "Deployment/proxy"} <= checked
 
 
 def test_the_restricted_check_catches_violations() -> None:
@@ -80,47 +80,22 @@ def test_the_restricted_check_catches_violations() -> None:
         assert expected in found
 
 
-def _notebook_pod(jupyterhub: dict[str, Any]) -> dict[str, Any]:
-    """The security-relevant part of the pod KubeSpawner 7 builds from these values.
-
-    KubeSpawner puts uid/fsGid/allowPrivilegeEscalation into the security contexts and then
-    applies pod_security_context and container_security_context over them; with
-    cloudMetadata.blockWithIptables it adds a privileged init container. Without JupyterHub's
-    chart its defaults are not merged in: allowPrivilegeEscalation is then KubeSpawner's own
-    default, false (cubehub's container_security_context sets it anyway).
-    """
-    singleuser, spawner = jupyterhub["singleuser"], jupyterhub["hub"]["config"]["KubeSpawner"]
-    container_sc = {
-        "runAsUser": singleuser["uid"],
-        "allowPrivilegeEscalation": singleuser.get("allowPrivilegeEscalation", False),
-        **spawner.get("container_security_context", {}),
-    }
-    init = []
-    if singleuser["cloudMetadata"]["blockWithIptables"]:
-        init = [{"name": "block-cloud-metadata", "securityContext": {"privileged": True}}]
-    return {
-        "securityContext": {
-            "fsGroup": singleuser["fsGid"],
-            **spawner.get("pod_security_context", {}),
-        },
-        "initContainers": init,
-        "containers": [{"name": "notebook", "securityContext": container_sc}],
-        "volumes": [
-            {"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}},
-            {"name": "cubehub-dask-config", "configMap": {"name": "cubehub-dask-config"}},
-        ],
-    }
-
-
-def test_notebook_pods_are_restricted(chart: helm.Chart, lint_values: dict[str, Any]) -> None:
-    for values in (None, lint_values):
-        jupyterhub = chart.merge_values(values)["jupyterhub"]
-        assert restricted_violations(_notebook_pod(jupyterhub)) == []
-    # and the check is live: JupyterHub's default iptables init container would break it
-    jupyterhub = chart.merge_values(
-        {"jupyterhub": {"singleuser": {"cloudMetadata": {"blockWithIptables": True}}}}
-    )["jupyterhub"]
-    assert restricted_violations(_notebook_pod(jupyterhub)) != []
+def test_notebook_pods_are_restricted_and_the_check_is_live(
+    booted: dict[str, Any], render: Render, lint_values: dict[str, Any], tmp_path: Path
+) -> None:
+    """The pods KubeSpawner builds meet the restricted profile (test_hub_boot.py checks each);
+    JupyterHub's iptables metadata blocker, a privileged init container, would break it."""
+    for user in booted["users"].values():
+        for pod_manifest in user["pods"].values():
+            assert restricted_violations(pod_manifest["spec"]) == []
+    blocking = merge(
+        lint_values, {"jupyterhub": {"singleuser": {"cloudMetadata": {"blockWithIptables": True}}}}
+    )
+    rebooted = boot_hub(render(blocking), tmp_path)
+    (pod_manifest, *_) = rebooted["users"]["alice"]["pods"].values()
+    assert any(
+        "block-cloud-metadata: privileged" in v for v in restricted_violations(pod_manifest["spec"])
+    )
 
 
 def test_dask_pods_from_the_template_are_restricted(manifests: list[Manifest]) -> None:
@@ -144,11 +119,11 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(manifests: list[
     assert missing == []
 
 
-def test_notebook_pods_have_requests_and_limits(chart: helm.Chart) -> None:
+def test_notebook_profiles_set_every_size(chart: helm.Chart) -> None:
+    """A profile that resizes the notebook sets all four sizes (the others keep the defaults)."""
     singleuser = chart.merge_values(None)["jupyterhub"]["singleuser"]
     for resource in ("cpu", "memory"):
         assert singleuser[resource]["guarantee"] and singleuser[resource]["limit"]
-    # A profile that resizes the pod sets all four (the others keep the defaults above).
     for profile in singleuser["profileList"]:
         sizes = {"cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit"}
         overridden = sizes & set(profile.get("kubespawner_override", {}))
@@ -157,20 +132,21 @@ def test_notebook_pods_have_requests_and_limits(chart: helm.Chart) -> None:
 
 # --- RBAC ----------------------------------------------------------------------------------
 
+DASK_RESOURCES = (
+    "daskclusters",
+    "daskworkergroups",
+    "daskworkergroups/scale",
+    "daskjobs",
+    "daskautoscalers",
+)
 #: What a KubeCluster needs in its namespace (dask-kubernetes #921, #582), and nothing more.
 USER_RULES = {
     ("kubernetes.dask.org", resource, verb)
-    for resource in (
-        "daskclusters",
-        "daskworkergroups",
-        "daskworkergroups/scale",
-        "daskjobs",
-        "daskautoscalers",
-    )
+    for resource in DASK_RESOURCES
     for verb in ("get", "list", "watch", "patch", "create", "delete")
 } | {
     ("", resource, verb)
-    for resource in ("pods", "pods/status", "services")
+    for resource in ("pods", "pods/status", "pods/log", "services")
     for verb in ("get", "list", "watch")
 }
 
@@ -186,41 +162,105 @@ def _grants(role: Manifest) -> set[tuple[str, str, str]]:
 
 
 def test_user_role_grants_exactly_what_kubecluster_needs(manifests: list[Manifest]) -> None:
-    role = named(manifests, "Role", "cubehub-user")
+    role = named(manifests, "ClusterRole", f"cubehub-{NAMESPACE}-user")
     assert _grants(role) == USER_RULES
-    binding = named(manifests, "RoleBinding", "cubehub-user")
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": "cubehub-user",
-    }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "cubehub-user", "namespace": NAMESPACE}
-    ]
-    # No other binding, namespaced or cluster-wide, gives the user account anything more.
-    others = [
-        b["metadata"]["name"]
+    # Bound in the release namespace to the batch account only; never cluster-wide.
+    bindings = [
+        b
         for b in by_kind(manifests, "RoleBinding") + by_kind(manifests, "ClusterRoleBinding")
-        if b is not binding and any(s.get("name") == "cubehub-user" for s in b["subjects"])
+        if b["roleRef"]["name"] == role["metadata"]["name"]
     ]
-    assert others == []
+    assert [(b["kind"], b["subjects"]) for b in bindings] == [
+        (
+            "RoleBinding",
+            [{"kind": "ServiceAccount", "name": "cubehub-batch", "namespace": NAMESPACE}],
+        )
+    ]
 
 
-def test_hub_may_only_write_network_policies(manifests: list[Manifest]) -> None:
-    role = named(manifests, "Role", "cubehub-hub")
-    assert _grants(role) == {
-        ("networking.k8s.io", "networkpolicies", v) for v in ("get", "create", "update")
-    }
-    binding = named(manifests, "RoleBinding", "cubehub-hub")
-    # The account the JupyterHub chart gives its hub: the one it renders, or the stand-in's name.
-    hub_account = (
-        named(manifests, "ServiceAccount", "hub")["metadata"]["name"]
-        if HAVE_JUPYTERHUB
-        else STAND_IN_HUB_ACCOUNT
-    )
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": hub_account, "namespace": NAMESPACE}
+def _rbac_objects(lint_manifests: list[Manifest], booted: dict[str, Any]) -> list[Manifest]:
+    """Every Role and binding in force: the rendered ones and those the hub writes per user."""
+    rendered = in_release_namespace(lint_manifests)
+    per_user = [o for user in booted["users"].values() for o in user["objects"]]
+    return rendered + per_user
+
+
+ALICE, BOB, BATCH = (
+    ("eo-alice", "cubehub-user"),
+    ("eo-bob", "cubehub-user"),
+    (NAMESPACE, "cubehub-batch"),
+)
+RBAC_ALLOWED = [
+    (ALICE, verb, "kubernetes.dask.org", resource, "eo-alice")
+    for resource in DASK_RESOURCES
+    for verb in ("create", "patch", "delete", "get")
+] + [
+    (ALICE, "get", "", "pods/log", "eo-alice"),  # a user reads their scheduler's log
+    (BOB, "delete", "kubernetes.dask.org", "daskclusters", "eo-bob"),
+    (BATCH, "create", "kubernetes.dask.org", "daskclusters", NAMESPACE),  # CronJob runs
+]
+RBAC_DENIED = [
+    (ALICE, verb, "kubernetes.dask.org", resource, "eo-bob")  # bob's clusters
+    for resource in DASK_RESOURCES
+    for verb in ("patch", "delete", "get", "create", "list")
+] + [
+    (ALICE, "get", "", "pods/log", "eo-bob"),
+    (BOB, "delete", "kubernetes.dask.org", "daskclusters", "eo-alice"),
+    (ALICE, "patch", "kubernetes.dask.org", "daskworkergroups/scale", NAMESPACE),  # batch clusters
+    (ALICE, "create", "", "pods", "eo-alice"),  # pods only through the operator
+    (ALICE, "create", "networking.k8s.io", "networkpolicies", "eo-alice"),  # no opening of paths
+    (ALICE, "get", "", "secrets", "eo-alice"),
+    (ALICE, "create", "rbac.authorization.k8s.io", "rolebindings", "eo-alice"),
+    (BATCH, "delete", "kubernetes.dask.org", "daskclusters", "eo-alice"),
+]
+
+
+@pytest.mark.parametrize(("account", "verb", "group", "resource", "namespace"), RBAC_ALLOWED)
+def test_rbac_allows(
+    lint_manifests: list[Manifest], booted: dict[str, Any], account: tuple[str, str],
+    verb: str, group: str, resource: str, namespace: str,
+) -> None:  # fmt: skip
+    request = Request(verb, group, resource, namespace)
+    assert rbac_allows(_rbac_objects(lint_manifests, booted), account, request)
+
+
+@pytest.mark.parametrize(("account", "verb", "group", "resource", "namespace"), RBAC_DENIED)
+def test_rbac_denies(
+    lint_manifests: list[Manifest], booted: dict[str, Any], account: tuple[str, str],
+    verb: str, group: str, resource: str, namespace: str,
+) -> None:  # fmt: skip
+    request = Request(verb, group, resource, namespace)
+    assert not rbac_allows(_rbac_objects(lint_manifests, booted), account, request)
+
+
+def test_hub_may_make_user_namespaces_and_bind_only_the_user_role(
+    manifests: list[Manifest],
+) -> None:
+    """The hub's cluster-wide rights: namespaces and, in them, what KubeSpawner and the user
+    namespace objects need; it may bind the user ClusterRole only, and read no Secret."""
+    hub = (NAMESPACE, named(manifests, "ServiceAccount", "hub")["metadata"]["name"])
+    manifests = in_release_namespace(manifests)
+    allowed = [
+        Request("create", "", "namespaces", None),
+        Request("create", "", "pods", "eo-alice"),
+        Request("create", "networking.k8s.io", "networkpolicies", "eo-alice"),
+        Request("create", "", "resourcequotas", "eo-alice"),
+        Request(
+            "bind", "rbac.authorization.k8s.io", "clusterroles", None, f"cubehub-{NAMESPACE}-user"
+        ),
+        Request("watch", "", "pods", None),
     ]
+    denied = [
+        Request("get", "", "secrets", "kube-system"),
+        Request("list", "", "secrets", None),
+        Request("bind", "rbac.authorization.k8s.io", "clusterroles", None, "cluster-admin"),
+        Request("escalate", "rbac.authorization.k8s.io", "clusterroles", None),
+        Request("create", "rbac.authorization.k8s.io", "clusterrolebindings", None),
+        Request("patch", "", "namespaces", None),  # cannot relabel a namespace it did not make
+        Request("create", "", "nodes", None),
+    ]
+    assert [r for r in allowed if not rbac_allows(manifests, hub, r)] == []
+    assert [r for r in denied if rbac_allows(manifests, hub, r)] == []
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -228,7 +268,6 @@ def test_hub_may_only_write_network_policies(manifests: list[Manifest]) -> None:
 CANARY = "c4n4ry0f7h3s3cr3t5"
 
 
-@needs_jupyterhub  # the secrets given here are JupyterHub's, stored by its chart
 def test_secret_values_given_at_install_appear_only_in_secret_data(
     render: Render, chart: helm.Chart, lint_values: dict[str, Any]
 ) -> None:
@@ -271,70 +310,20 @@ def test_secret_values_given_at_install_appear_only_in_secret_data(
 # --- the hub integration -------------------------------------------------------------------
 
 
-def _run_hub_file(
-    manifests: list[Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Config, dict[str, Any]]:
-    """Execute cubehub_spawner.py as the JupyterHub chart does, after its own KubeSpawner config."""
-    data = named(manifests, "ConfigMap", "cubehub-hub")["data"]
-    settings = tmp_path / "hub-settings.json"
-    settings.write_text(data["hub-settings.json"])
-    monkeypatch.setenv("CUBEHUB_HUB_SETTINGS", str(settings))
-    c = Config()
-    # What jupyterhub_config.py set before it loads jupyterhub_config.d (storage, labels).
-    c.KubeSpawner.volumes = [
-        {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}
-    ]
-    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
-    c.KubeSpawner.extra_labels = {"hub.jupyter.org/network-access-hub": "true"}
-    namespace: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
-    exec(compile(data["cubehub_spawner.py"], "cubehub_spawner.py", "exec"), namespace)
-    return c, namespace
-
-
 def test_hub_file_in_the_configmap_is_the_chart_file(default_manifests: list[Manifest]) -> None:
     data = named(default_manifests, "ConfigMap", "cubehub-hub")["data"]
     assert data["cubehub_spawner.py"].strip() == HUB_FILE.read_text().strip()
 
 
-def test_hub_integration_configures_notebook_pods(
-    lint_manifests: list[Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    c, _ = _run_hub_file(lint_manifests, tmp_path, monkeypatch)
-    spawner = c.KubeSpawner
-    assert spawner.service_account == "cubehub-user"
-    assert [v["name"] for v in spawner.volumes] == ["home", "cubehub-dask-config"]
-    assert {m["mountPath"] for m in spawner.volume_mounts} == {
-        "/home/jovyan",
-        "/etc/dask/cubehub.yaml",
-        "/etc/cubehub/dask-pod.yaml",
-    }
-    assert spawner.extra_labels == {
-        "hub.jupyter.org/network-access-hub": "true",
-        "cubehub.io/user": "{username}",
-    }
-    environment = spawner.environment.to_dict()["update"]
-    assert environment["CUBEHUB_USER"] == "{username}"
-    assert environment["CUBEHUB_DASK_POD_TEMPLATE"] == "/etc/cubehub/dask-pod.yaml"
-    for name, field in (("CUBEHUB_POD_NAME", "metadata.name"), ("CUBEHUB_POD_UID", "metadata.uid")):
-        assert environment[name] == {"valueFrom": {"fieldRef": {"fieldPath": field}}}
-    assert spawner.extra_container_config.to_dict()["update"]["envFrom"] == [
-        {"configMapRef": {"name": "cubehub-env"}},
-        {"secretRef": {"name": "cubehub-object-store"}},
-    ]
-    assert callable(spawner.modify_pod_hook)
-
-
-def test_hub_writes_no_policies_when_network_policies_are_off(
-    render: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hub_writes_no_policies_when_network_policies_are_off(render: Render) -> None:
     manifests = render({"networkPolicy": {"enabled": False}})
-    assert by_kind(manifests, "NetworkPolicy") == [
-        m
-        for m in manifests
-        if m["kind"] == "NetworkPolicy" and not m["metadata"]["name"].startswith("cubehub")
-    ]
-    c, _ = _run_hub_file(manifests, tmp_path, monkeypatch)
-    assert "modify_pod_hook" not in c.KubeSpawner
+    assert [
+        m["metadata"]["name"]
+        for m in by_kind(manifests, "NetworkPolicy")
+        if m["metadata"]["name"].startswith("cubehub")
+    ] == []
+    settings = json.loads(named(manifests, "ConfigMap", "cubehub-hub")["data"]["hub-settings.json"])
+    assert "NetworkPolicy" not in {o["kind"] for o in settings["namespaceObjects"]}
 
 
 # --- network policies ----------------------------------------------------------------------
@@ -353,61 +342,67 @@ def _pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
-def _user_cluster(
-    operator: Any, user: str, template: dict[str, Any], ip: int
+def _dask_cluster(
+    operator: Any,
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    ip: str,
+    namespace_labels: dict[str, str],
 ) -> dict[str, Endpoint]:
-    """Scheduler and worker of a cluster cubehub starts for ``user``: the DaskCluster carries
-    the template's labels plus cubehub.io/user, and the operator copies them onto the pods."""
-    name = f"dask-{user}-0123456789"
-    labels = {**template["labels"], "cubehub.io/user": user}
+    """Scheduler and worker pods of DaskCluster ``name``, labelled as the operator labels them."""
     scheduler = operator.build_scheduler_deployment_spec(name, {"containers": []}, {}, labels)
     worker = operator.build_worker_deployment_spec(
-        f"{name}-default", NAMESPACE, name, "abc12", {"containers": []}, {}, labels
+        f"{name}-default", namespace, name, "abc12", {"containers": []}, {}, labels
     )
     return {
-        "scheduler": pod(f"10.244.1.{ip}", NAMESPACE, _pod_labels(scheduler)),
-        "worker": pod(f"10.244.1.{ip + 1}", NAMESPACE, _pod_labels(worker)),
+        "scheduler": pod(
+            f"{ip}.1", namespace, _pod_labels(scheduler), namespace_labels=namespace_labels
+        ),
+        "worker": pod(f"{ip}.2", namespace, _pod_labels(worker), namespace_labels=namespace_labels),
     }
-
-
-def _notebook(user: str, ip: int) -> Endpoint:
-    """A notebook pod with the labels KubeSpawner gives it (common, extra and cubehub's)."""
-    labels = {
-        "app": "jupyterhub",
-        "component": "singleuser-server",
-        "release": RELEASE,
-        "hub.jupyter.org/username": user,
-        "hub.jupyter.org/network-access-hub": "true",
-        "cubehub.io/user": user,
-    }
-    return pod(f"10.244.2.{ip}", NAMESPACE, labels, {"notebook-port": 8888})
 
 
 @pytest.fixture
 def network(
-    lint_manifests: list[Manifest],
-    operator_builders: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    lint_manifests: list[Manifest], booted: dict[str, Any], operator_builders: Any
 ) -> tuple[list[Manifest], dict[str, Endpoint]]:
-    """Every policy in force (rendered + the per-user ones the hub writes) and the pods."""
-    _, hub = _run_hub_file(lint_manifests, tmp_path, monkeypatch)
-    settings = json.loads(
-        named(lint_manifests, "ConfigMap", "cubehub-hub")["data"]["hub-settings.json"]
-    )
-    per_user = [hub["cubehub_user_scheduler_policy"](user, settings) for user in ("alice", "bob")]
-    policies = [
+    """Every policy in force (rendered, JupyterHub's included, and those the hub writes into each
+    user namespace) and the pods, with the labels their makers give them."""
+    rendered = [
         {**p, "metadata": {**p["metadata"], "namespace": NAMESPACE}}
-        for p in by_kind(lint_manifests, "NetworkPolicy") + per_user
+        for p in by_kind(lint_manifests, "NetworkPolicy")
     ]
-
-    template = load_yaml(
-        named(lint_manifests, "ConfigMap", "cubehub-dask-config")["data"]["dask-pod.yaml"]
-    )
-    alice, bob = (
-        _user_cluster(operator_builders, "alice", template, 10),
-        _user_cluster(operator_builders, "bob", template, 20),
-    )
+    per_user = [
+        o
+        for user in booted["users"].values()
+        for o in user["objects"]
+        if o["kind"] == "NetworkPolicy"
+    ]
+    pods: dict[str, Endpoint] = {}
+    for index, (user, found) in enumerate(sorted(booted["users"].items()), 1):
+        namespace = found["namespace"]
+        namespace_labels = {**found["namespace_labels"], "kubernetes.io/metadata.name": namespace}
+        notebook = next(iter(found["pods"].values()))
+        pods[f"{user}-notebook"] = pod(
+            f"10.244.{index}.10", namespace, notebook["metadata"]["labels"], {"notebook-port": 8888},
+            namespace_labels=namespace_labels,
+        )  # fmt: skip
+        template = load_yaml(
+            next(o for o in found["objects"] if o["metadata"]["name"] == "cubehub-dask-config")[
+                "data"
+            ]["dask-pod.yaml"]
+        )
+        labels = labels_for(user, PodTemplate.from_mapping(template), "dask")
+        cluster = _dask_cluster(
+            operator_builders,
+            f"cubehub-{user}-0123456789",
+            namespace,
+            labels,
+            f"10.244.{index}",
+            namespace_labels,
+        )
+        pods[f"{user}-scheduler"], pods[f"{user}-worker"] = cluster["scheduler"], cluster["worker"]
 
     (job,) = by_kind(lint_manifests, "DaskJob")
     job_labels = {**job["metadata"]["labels"], **job["spec"]["job"]["metadata"]["labels"]}
@@ -419,20 +414,20 @@ def network(
         {},
         job_labels,
     )
+    batch = _dask_cluster(
+        operator_builders, job["metadata"]["name"], NAMESPACE,
+        job["spec"]["cluster"]["spec"]["scheduler"]["metadata"]["labels"], "10.244.3", {},
+    )  # fmt: skip
     cron = named(lint_manifests, "CronJob", "cubehub-quarterly-composite")
     cron_labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
-    pods = {
-        "alice-notebook": _notebook("alice", 1),
-        "bob-notebook": _notebook("bob", 2),
-        "alice-scheduler": alice["scheduler"],
-        "alice-worker": alice["worker"],
-        "bob-scheduler": bob["scheduler"],
-        "bob-worker": bob["worker"],
-        "job-runner": pod("10.244.3.1", NAMESPACE, runner["metadata"]["labels"]),
-        "cron-runner": pod("10.244.3.2", NAMESPACE, cron_labels),
-        "hub": pod(
-            "10.244.3.3", NAMESPACE, {"app": "jupyterhub", "component": "hub", "release": RELEASE}
-        ),
+    hub_labels = _pod_labels(named(lint_manifests, "Deployment", "hub"))
+    proxy_labels = _pod_labels(named(lint_manifests, "Deployment", "proxy"))
+    pods |= {
+        "job-runner": pod("10.244.3.10", NAMESPACE, runner["metadata"]["labels"]),
+        "batch-scheduler": batch["scheduler"],
+        "cron-runner": pod("10.244.3.11", NAMESPACE, cron_labels),
+        "hub": pod("10.244.3.12", NAMESPACE, hub_labels, {"http": 8081}),
+        "proxy": pod("10.244.3.13", NAMESPACE, proxy_labels),
         "other-namespace": pod("10.244.4.1", "default", {"app": "anything"}),
         "operator": pod(
             "10.244.3.4", NAMESPACE, {"app.kubernetes.io/name": "dask-kubernetes-operator"}
@@ -445,7 +440,7 @@ def network(
         "private-db": Endpoint(ip="10.20.30.40"),
         "metadata-server": Endpoint(ip="169.254.169.254"),
     }
-    return policies, pods
+    return rendered + per_user, pods
 
 
 ALLOWED = [
@@ -456,20 +451,30 @@ ALLOWED = [
     ("alice-scheduler", "alice-worker", 40123),
     ("alice-worker", "alice-worker", 40123),  # workers share data
     ("alice-worker", "s3", 443),  # object storage
-    ("job-runner", "alice-scheduler", 8786),  # batch runners drive their clusters
-    ("cron-runner", "bob-scheduler", 8786),
+    ("job-runner", "batch-scheduler", 8786),  # batch runners drive their clusters
+    ("cron-runner", "batch-scheduler", 8786),
     ("cron-runner", "api-server", 443),  # a CronJob run creates its own cluster
     ("alice-notebook", "api-server", 443),  # so does a notebook
-    pytest.param(  # JupyterHub's own policy allows public addresses
-        "alice-notebook", "s3", 443, marks=needs_jupyterhub, id="alice-notebook-s3-443"
-    ),
+    ("alice-notebook", "s3", 443),  # public addresses
+    ("alice-notebook", "hub", 8081),  # the server reports to the hub
+    ("hub", "alice-notebook", 8888),  # and the hub checks it
+    ("proxy", "bob-notebook", 8888),  # the proxy forwards the user's requests
     ("operator", "alice-scheduler", 8787),  # the operator checks idleness, retires workers
     ("operator", "bob-scheduler", 8786),
+    ("operator", "batch-scheduler", 8786),
 ]
 DENIED = [
     ("alice-notebook", "bob-scheduler", 8786),  # another user's scheduler
     ("alice-notebook", "bob-scheduler", 8787),  # and its dashboard
     ("bob-notebook", "alice-scheduler", 8786),
+    ("alice-worker", "bob-scheduler", 8786),  # another user's cluster, from a worker
+    ("alice-worker", "bob-worker", 40123),
+    ("alice-scheduler", "bob-worker", 40123),
+    ("job-runner", "bob-scheduler", 8786),  # a batch job's runner
+    ("cron-runner", "alice-scheduler", 8786),
+    ("batch-scheduler", "alice-worker", 40123),
+    ("alice-notebook", "bob-notebook", 8888),  # another user's server
+    ("alice-worker", "bob-notebook", 8888),
     ("alice-notebook", "alice-worker", 40123),  # a notebook only needs its scheduler
     ("hub", "alice-scheduler", 8786),  # no other pod reaches a scheduler
     ("other-namespace", "alice-scheduler", 8786),
@@ -502,13 +507,15 @@ def test_network_denies(
     assert not connection_allowed(policies, pods[source], pods[destination], port)
 
 
-def test_without_the_hub_policy_no_notebook_reaches_a_scheduler(
+def test_the_policies_the_hub_writes_are_what_isolates_users(
     network: tuple[list[Manifest], dict[str, Endpoint]],
 ) -> None:
-    """The per-user policy is what opens the path: the rendered ones alone keep it shut."""
+    """Without the policies the hub writes before the first spawn, a user namespace is open: the
+    hub writes them before it creates the notebook pod."""
     policies, pods = network
-    rendered = [p for p in policies if not p["metadata"]["name"].startswith("cubehub-dask-")]
-    assert not connection_allowed(rendered, pods["alice-notebook"], pods["alice-scheduler"], 8786)
+    rendered = [p for p in policies if p["metadata"]["namespace"] == NAMESPACE]
+    assert connection_allowed(rendered, pods["alice-worker"], pods["bob-scheduler"], 8786)
+    assert not connection_allowed(policies, pods["alice-worker"], pods["bob-scheduler"], 8786)
 
 
 # --- workload identity ---------------------------------------------------------------------
@@ -526,26 +533,42 @@ IDENTITIES: dict[str, tuple[dict[str, Any], dict[str, str], dict[str, str]]] = {
 
 @pytest.mark.parametrize("provider", sorted(IDENTITIES))
 def test_workload_identity(render: Render, lint_values: dict[str, Any], provider: str) -> None:
+    """The batch account and every user's account carry the identity; pods the labels."""
     settings, annotations, pod_labels = IDENTITIES[provider]
     values = merge(lint_values, {"workloadIdentity": {"provider": provider, **settings}})
     values["objectStore"]["existingSecret"] = ""
     manifests = render(values)
-    account = named(manifests, "ServiceAccount", "cubehub-user")
-    assert account["metadata"]["annotations"] == {"example.org/owner": "eo-team", **annotations}
-    template = load_yaml(
-        named(manifests, "ConfigMap", "cubehub-dask-config")["data"]["dask-pod.yaml"]
-    )
-    assert template["pod"]["serviceAccountName"] == "cubehub-user"
-    assert template["container"]["envFrom"] == [{"configMapRef": {"name": "cubehub-env"}}]
+    hub = json.loads(named(manifests, "ConfigMap", "cubehub-hub")["data"]["hub-settings.json"])
+    user_objects = hub["namespaceObjects"]
+    accounts = [
+        named(manifests, "ServiceAccount", "cubehub-batch"),
+        named(user_objects, "ServiceAccount", "cubehub-user"),
+    ]
+    for account in accounts:
+        assert account["metadata"]["annotations"] == {"example.org/owner": "eo-team", **annotations}
+    for config, account_name in (
+        (named(manifests, "ConfigMap", "cubehub-dask-config"), "cubehub-batch"),
+        (named(user_objects, "ConfigMap", "cubehub-dask-config"), "cubehub-user"),
+    ):
+        template = load_yaml(config["data"]["dask-pod.yaml"])
+        assert template["pod"]["serviceAccountName"] == account_name
+        assert template["container"]["envFrom"] == [{"configMapRef": {"name": "cubehub-env"}}]
+        for key, value in pod_labels.items():
+            assert template["labels"][key] == value
+    assert hub["podLabels"] == pod_labels
     cron = named(manifests, "CronJob", "cubehub-quarterly-composite")["spec"]["jobTemplate"][
         "spec"
     ]["template"]
     for key, value in pod_labels.items():
-        assert template["labels"][key] == value
         assert cron["metadata"]["labels"][key] == value
-    for policy in ("cubehub-dask", "cubehub-notebook", "cubehub-batch"):
+    for policy in (
+        named(manifests, "NetworkPolicy", "cubehub-dask"),
+        named(manifests, "NetworkPolicy", "cubehub-batch"),
+        named(user_objects, "NetworkPolicy", "cubehub-dask"),
+        named(user_objects, "NetworkPolicy", "cubehub-notebook"),
+    ):
         gke_metadata = any(
             rule.get("to") == [{"ipBlock": {"cidr": "169.254.169.254/32"}}]
-            for rule in named(manifests, "NetworkPolicy", policy)["spec"]["egress"]
+            for rule in policy["spec"]["egress"]
         )
-        assert gke_metadata == (provider == "gcp"), policy
+        assert gke_metadata == (provider == "gcp"), policy["metadata"]["name"]

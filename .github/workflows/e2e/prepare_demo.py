@@ -1,6 +1,6 @@
 """Put the demo archive where the end-to-end cluster can read it, and write the job for it.
 
-Builds the synthetic Sentinel-2 archive (cubehub.testing.archive), uploads its COGs to the
+Builds the synthetic Sentinel-2 archive (cubehub.demo.archive), uploads its COGs to the
 cluster's S3 store (reached through `kubectl port-forward`; endpoint and keys from the AWS_*
 environment), and writes into WORKDIR:
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import s3fs
 import yaml
 
-from cubehub.testing.archive import ArchiveSpec, build_archive
+from cubehub.demo.archive import ArchiveSpec, build_archive
 
 STAC_API = "http://stac.demo-data.svc.cluster.local:7822"
 ARCHIVE = "demo/archive"

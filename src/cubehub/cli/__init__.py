@@ -5,17 +5,17 @@ Commands live in modules of this package (one per area), each exporting ``COMMAN
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import traceback
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
+from cubehub.cli.console import console, print_error
+from cubehub.cli.logs import configure_logging
+from cubehub.clusters.interrupts import handle_interrupts
 from cubehub.errors import CubehubError, ExitCode
-from cubehub.interrupts import handle_interrupts
-
-console = Console(stderr=True)
 
 
 class _Group(click.Group):
@@ -28,6 +28,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         debug = bool(ctx.params.get("debug"))
+        configure_logging(debug, logging.WARNING)  # `cubehub run` shows INFO lines too
         try:
             # SIGTERM too: a batch job stopped by Kubernetes keeps its completed tiles.
             with handle_interrupts(signal.SIGTERM):
@@ -35,7 +36,9 @@ class _Group(click.Group):
         except CubehubError as exc:
             if debug:
                 traceback.print_exc()
-            _print_error(str(exc))
+            else:
+                _quiet_leftovers()
+            print_error(str(exc))
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             console.print("[bold yellow]interrupted[/]; servers and clusters were stopped")
@@ -46,16 +49,27 @@ class _Group(click.Group):
             if debug:
                 traceback.print_exc()
             command = " ".join(["cubehub", "--debug", *filter(None, [ctx.invoked_subcommand])])
-            hint = "" if debug else f"; rerun as `{command} ...` to see the traceback, and report it if it persists"
-            _print_error(f"unexpected {type(exc).__name__}: {exc}{hint}")
+            hint = (
+                ""
+                if debug
+                else f"; rerun as `{command} ...` to see the traceback, and report it if it persists"
+            )
+            print_error(f"unexpected {type(exc).__name__}: {exc}{hint}")
             ctx.exit(int(ExitCode.INTERNAL))
         return None
 
 
-def _print_error(message: str) -> None:
-    """One line on stderr; the message is escaped, so ``[red]`` in it is text, not markup."""
-    flat = " ".join(message.split())
-    console.print(f"[bold red]error:[/] {escape(flat)}", highlight=False, soft_wrap=True)
+def _quiet_leftovers() -> None:
+    """After a reported error, the I/O it interrupted (s3fs and zarr coroutines) is closed
+    as the process exits; Python would print each as "Exception ignored in ..." with a
+    traceback that only repeats the error. Logged at debug level instead."""
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        logging.getLogger("cubehub").debug(
+            "ignored while exiting: %r in %r", unraisable.exc_value, unraisable.object
+        )
+
+    sys.unraisablehook = hook
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,9 +86,9 @@ def main(debug: bool) -> None:
 
 def _register_commands() -> None:
     """Each command lives in its own module of this package and registers on ``main``."""
-    from cubehub.cli import demo, jobs, preview, store
+    from cubehub.cli import demo, export, gapfill, jobs, learn, preview, serve, store
 
-    for module in (demo, jobs, store, preview):
+    for module in (demo, jobs, gapfill, store, export, preview, learn, serve):
         for command in module.COMMANDS:
             main.add_command(command)
 

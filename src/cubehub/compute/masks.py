@@ -216,7 +216,8 @@ def _dilate(flags: npt.NDArray[np.bool_], radius_px: int) -> npt.NDArray[np.bool
     if radius_px == 0 or not flags.any():
         return flags
     structure = disk(radius_px).reshape((1,) * (flags.ndim - 2) + (2 * radius_px + 1,) * 2)
-    return ndimage.binary_dilation(flags, structure=structure)
+    dilated: npt.NDArray[np.bool_] = ndimage.binary_dilation(flags, structure=structure)
+    return dilated
 
 
 def _as_integer_codes(mask_band: npt.NDArray[np.generic]) -> npt.NDArray[np.integer]:
@@ -233,7 +234,8 @@ def _as_integer_codes(mask_band: npt.NDArray[np.generic]) -> npt.NDArray[np.inte
 
 def _bits_set(codes: npt.NDArray[np.integer], bits: tuple[int, ...]) -> npt.NDArray[np.bool_]:
     bitmask = sum(1 << b for b in set(bits))
-    return (codes & bitmask) != 0
+    hit: npt.NDArray[np.bool_] = (codes & bitmask) != 0
+    return hit
 
 
 def _radii(rule: MaskRule, pixel_size_m: float) -> tuple[int, int]:

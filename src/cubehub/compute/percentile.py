@@ -55,9 +55,11 @@ import numpy as np
 
 from cubehub.errors import InputError
 
-__all__ = ["Method", "percentiles", "percentiles_dask"]
+__all__ = ["DEFAULT_PERCENTILES", "Method", "check_percentiles", "percentiles", "percentiles_dask"]
 
 Method = Literal["linear", "nearest"]
+#: The ODSE/GLAD product's percentiles, in percent (0..100, not fractions).
+DEFAULT_PERCENTILES: tuple[float, ...] = (25.0, 50.0, 75.0)
 
 #: Dtypes the kernel is compiled for; convert others with ``astype`` first.
 SUPPORTED_DTYPES = tuple(
@@ -284,6 +286,26 @@ def _validate_q(q: Sequence[float]) -> tuple[float, ...]:
     return qs
 
 
+def check_percentiles(q: Sequence[float]) -> tuple[float, ...]:
+    """Percentiles a person asked for, in percent: as the kernel takes them, and not fractions.
+
+    ``[0.25, 0.5, 0.75]`` is almost always meant as ``[25, 50, 75]`` (the minimum and two
+    values near it otherwise), so percentiles that are all within 0..1, one of them strictly
+    between, are refused with that fix. The kernel itself computes any percentile in 0..100.
+
+    >>> check_percentiles([25, 50, 75])
+    (25.0, 50.0, 75.0)
+    """
+    qs = _validate_q(q)
+    if max(qs) <= 1.0 and any(0.0 < p < 1.0 for p in qs):
+        meant = ", ".join(f"{p * 100:g}" for p in qs)
+        raise InputError(
+            f"percentiles are in percent (0..100), and {list(qs)} look like fractions: did you "
+            f"mean [{meant}]?"
+        )
+    return qs
+
+
 def _validate_nodata(dtype: np.dtype, nodata: int | float | None) -> tuple[np.generic, bool]:
     """``nodata`` as a scalar of ``dtype``, and whether one was given."""
     if nodata is None:
@@ -355,9 +377,11 @@ def _sorting_network(size: int) -> np.ndarray:
 
 @numba.njit(nogil=True, cache=True)
 def _kernel(
-    values, nodata, has_nodata, sentinel, network, lo, hi, gamma, gamma_c, interpolate,
-    min_count, width, start, stop, out, count,
-):  # fmt: skip
+    values: np.ndarray, nodata: np.generic, has_nodata: bool, sentinel: np.generic,
+    network: np.ndarray, lo: np.ndarray, hi: np.ndarray, gamma: np.ndarray,
+    gamma_c: np.ndarray, interpolate: bool, min_count: int, width: int, start: int,
+    stop: int, out: np.ndarray, count: np.ndarray,
+) -> None:  # fmt: skip
     """Percentiles of pixels ``start:stop`` of ``values`` (T, P) into ``out``/``count``.
 
     ``lo``/``hi``/``gamma``/``gamma_c`` are (nq, T + 1) tables indexed by the count;

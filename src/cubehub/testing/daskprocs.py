@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cubehub.config import LOOPBACK
+from cubehub.demo.servers import free_port, start_server_process, stop_process
 from cubehub.errors import ServerError
-from cubehub.testing.servers import LOOPBACK, free_port, start_server_process, stop_process
 
 
 def dask_executable() -> str:
@@ -41,16 +42,25 @@ class DaskProcesses:
     log_dir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_worker(self, env: Mapping[str, str] | None = None, nthreads: int = 1) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, env: Mapping[str, str] | None = None, nthreads: int = 1
+    ) -> subprocess.Popen[bytes]:
         """Start one more ``dask worker`` (with its nanny); ``env`` replaces the environment."""
         log = self.log_dir / f"worker-{len(self.workers)}.log"
         with log.open("wb") as out:
             process = start_server_process(
                 [
-                    dask_executable(), "worker", self.address,
-                    "--host", LOOPBACK, "--nthreads", str(nthreads), "--no-dashboard",
+                    dask_executable(),
+                    "worker",
+                    self.address,
+                    "--host",
+                    LOOPBACK,
+                    "--nthreads",
+                    str(nthreads),
+                    "--no-dashboard",
                 ],
-                out, env,
+                out,
+                env,
             )
         self.workers.append(process)
         return process
@@ -78,7 +88,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerError(f"dask scheduler exited with code {process.returncode}: {log.read_text()[-500:]}")
+            raise ServerError(
+                f"dask scheduler exited with code {process.returncode}: {log.read_text()[-500:]}"
+            )
         with socket.socket() as s:
             if s.connect_ex((LOOPBACK, port)) == 0:
                 return
@@ -88,7 +100,12 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeo
 
 @contextmanager
 def dask_processes(
-    log_dir: Path, n_workers: int = 2, *, nthreads: int = 1, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    log_dir: Path,
+    n_workers: int = 2,
+    *,
+    nthreads: int = 1,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> Iterator[DaskProcesses]:
     """Run ``dask scheduler`` and ``n_workers`` ``dask worker`` processes on 127.0.0.1.
 
@@ -106,7 +123,16 @@ def dask_processes(
     log = log_dir / "scheduler.log"
     with log.open("wb") as out:
         scheduler = start_server_process(
-            [dask_executable(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"], out
+            [
+                dask_executable(),
+                "scheduler",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            out,
         )
     procs = DaskProcesses(f"tcp://{LOOPBACK}:{port}", scheduler, log_dir)
     try:

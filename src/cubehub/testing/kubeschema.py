@@ -27,7 +27,11 @@ import yaml
 
 #: The Kubernetes version whose OpenAPI schemas are used (the oldest the platform supports).
 KUBERNETES_VERSION = "1.31"
-_CRD_FILES = {"DaskCluster": "daskcluster.yaml", "DaskJob": "daskjob.yaml", "DaskWorkerGroup": "daskworkergroup.yaml"}
+_CRD_FILES = {
+    "DaskCluster": "daskcluster.yaml",
+    "DaskJob": "daskjob.yaml",
+    "DaskWorkerGroup": "daskworkergroup.yaml",
+}
 _CRD_DIR = "operator/deployment/helm/dask-kubernetes-operator/crds"
 
 
@@ -77,7 +81,9 @@ def prune(value: Any, schema: Mapping[str, Any], path: str = "") -> tuple[Any, l
     return copy.deepcopy(value), dropped
 
 
-def validate_dask_resource(resource: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate_dask_resource(
+    resource: Mapping[str, Any], schema: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Check ``resource`` against its operator CRD; the object as the server would store it.
 
     Raises :class:`jsonschema.ValidationError` for a schema violation and ``ValueError``
@@ -90,7 +96,14 @@ def validate_dask_resource(resource: Mapping[str, Any], schema: Mapping[str, Any
     stored, dropped = prune(body, schema)
     if dropped:
         raise ValueError(f"the API server would drop {', '.join(dropped)} from {resource['kind']}")
-    return {**{k: copy.deepcopy(resource[k]) for k in ("apiVersion", "kind", "metadata") if k in resource}, **stored}
+    return {
+        **{
+            k: copy.deepcopy(resource[k])
+            for k in ("apiVersion", "kind", "metadata")
+            if k in resource
+        },
+        **stored,
+    }
 
 
 def pod_specs(resource: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -112,10 +125,24 @@ def validate_embedded(resource: Mapping[str, Any], version: str = KUBERNETES_VER
     Raises :class:`kubernetes_validate.ValidationError` naming the failing part.
     """
     meta = resource["metadata"]
-    kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta)}, version, strict=True)
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta)}, version, strict=True
+    )
     for _, pod_spec in pod_specs(resource):
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"]}, "spec": dict(pod_spec)}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": meta["name"]},
+            "spec": dict(pod_spec),
+        }
         kubernetes_validate.validate(pod, version, strict=True)
-    cluster = resource["spec"]["cluster"]["spec"] if resource["kind"] == "DaskJob" else resource["spec"]
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": meta["name"]}, "spec": cluster["scheduler"]["service"]}
+    cluster = (
+        resource["spec"]["cluster"]["spec"] if resource["kind"] == "DaskJob" else resource["spec"]
+    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": meta["name"]},
+        "spec": cluster["scheduler"]["service"],
+    }
     kubernetes_validate.validate(service, version, strict=True)

@@ -1,7 +1,0 @@
-"""``python -m cubehub.cli``."""
-
-import sys
-
-from cubehub.cli import main
-
-sys.exit(main())

@@ -1,0 +1,2 @@
+"""Land-cover learning on composite stores: sample points, check a model's features, predict a
+class map tile by tile."""
