@@ -1,7 +1,9 @@
-"""Where the time of a cube read goes: tasks per asset, per-task durations, cProfile.
+"""Where the time of a cube read or composite goes: tasks per asset, task durations, cProfile.
 
 On the files of :mod:`bench_read` (one ``--shape``, default 512 px x 73 dates x 6 bands +
-``qa_pixel``, local), for the cube read and summed (``load_cube``, native reads):
+``qa_pixel``, local), for the cube read and summed (``load_cube``, native reads; ``--what
+cube``, the default) or the whole composite (``--what composite``: bench_read's composite
+row, every layer summed):
 
 1. the graph: tasks in all, tasks per asset read, and after ``dask.optimize`` (fusion);
 2. the task stream on dask's threaded scheduler (``--threads``): wall time, and per task
@@ -10,7 +12,8 @@ On the files of :mod:`bench_read` (one ``--shape``, default 512 px x 73 dates x 
 3. cProfile of the same read on the synchronous scheduler (one thread, every task in this
    thread): the functions with the most cumulative time, and with the most time of their own.
 
-Run: ``.venv/bin/python benchmarks/profile_read.py``; ``--shape 256x8x2`` for a quick look.
+Run: ``.venv/bin/python benchmarks/profile_read.py``; ``--shape 256x8x2`` for a quick look;
+``--shape 2048x18x4 --what composite`` for the composite of bench_read's first shape.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from typing import Any
 
 import dask
 import numpy as np
-from bench_read import MASK, Runs, Shape, fresh_names, sums, write_scenes
+from bench_read import MASK, YEAR, Runs, Shape, fresh_names, nansums, sums, write_scenes
 from dask.diagnostics import Profiler
 from dask.utils import key_split
+
+from cubehub.composite import seasonal_composite
+from cubehub.seasons import odse_quarters
 
 
 def main() -> None:
@@ -38,6 +44,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=512, help="cube chunk edge, pixels (512)")
     parser.add_argument("--threads", type=int, default=2, help="dask threads (2)")
     parser.add_argument("--top", type=int, default=18, help="cProfile rows (18)")
+    parser.add_argument(
+        "--what", choices=("cube", "composite"), default="cube",
+        help="the cube read and summed (default), or the whole composite",
+    )  # fmt: skip
     args = parser.parse_args()
     shape = Shape.parse(args.shape)
     root = Path(tempfile.gettempdir()) / f"cubehub-bench-read-{shape.size}x{shape.dates}"
@@ -49,12 +59,19 @@ def main() -> None:
     def fresh() -> str:
         return str(root / fresh_names(root, names))
 
-    cube = runs.cube(fresh())
+    def graph() -> list[Any]:
+        cube = runs.cube(fresh())
+        if args.what == "cube":
+            return sums(cube)
+        return nansums(seasonal_composite(cube, odse_quarters([YEAR])))
 
     def tasks_of(collections: list[Any]) -> int:
         return len({key for c in collections for key in c.__dask_graph__()})
 
-    tasks, fused_tasks = tasks_of(sums(cube)), tasks_of(list(dask.optimize(*sums(cube))))
+    # numba compiles the percentile kernel on first use: not what is measured.
+    with dask.config.set(scheduler="synchronous"):
+        dask.compute(*graph())
+    tasks, fused_tasks = tasks_of(graph()), tasks_of(list(dask.optimize(*graph())))
     print(
         f"{shape.dates} dates x ({shape.bands} bands + {MASK}) of {shape.size}^2 px, "
         f"chunks {args.chunk}: {len(names)} assets read"
@@ -72,7 +89,7 @@ def main() -> None:
         f"raw rasterio, 1 thread, no Dask: {raw_s:.2f} s ({raw_s / len(names) * 1e3:.1f} ms an asset)"
     )
 
-    total = sums(runs.cube(fresh()))
+    total = graph()
     with runs.scheduler(), Profiler() as prof:
         t0 = time.perf_counter()
         dask.compute(*total)
@@ -81,7 +98,7 @@ def main() -> None:
     for r in prof.results:
         busy[key_split(r.key)].append(r.end_time - r.start_time)
     print(
-        f"\ncube read + sum, {args.threads} threads: {wall:.2f} s wall, "
+        f"\n{args.what} computed and summed, {args.threads} threads: {wall:.2f} s wall, "
         f"{sum(map(sum, busy.values())):.2f} task-s in {len(prof.results)} tasks"
     )
     print(f"{'task kind':40} {'tasks':>6} {'task-s':>7} {'ms/task':>8}")
@@ -90,7 +107,7 @@ def main() -> None:
             f"{kind[:40]:40} {len(durations):6} {sum(durations):7.2f} {np.mean(durations) * 1e3:8.2f}"
         )
 
-    total = sums(runs.cube(fresh()))
+    total = graph()
     profiler = cProfile.Profile()
     with dask.config.set(scheduler="synchronous"):
         t0 = time.perf_counter()

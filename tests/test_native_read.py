@@ -260,3 +260,27 @@ def test_a_file_with_a_mask_band_instead_of_nodata_reads_as_the_warped_read(
     # The grid starts 20 rows down and 10 columns in: the mask's missing pixels are 0.
     inner = valid[20 : 20 + native.shape[0], 10 : 10 + native.shape[1]]
     np.testing.assert_array_equal(native == 0, ~inner)
+
+
+def test_reads_are_chunked_on_the_files_tiles_and_the_cube_on_regular_chunks(
+    scene: tuple[FileServer, Path],
+) -> None:
+    """A grid 10 px right of and 20 px below the files' corner: the read chunks' edges lie
+    on the files' 64 px tile rows and columns (each tile decoded once), the cube's on 64 px
+    from its own corner; both read the same DNs."""
+    from cubehub.catalog.items import normalize_items
+    from cubehub.cube import _read_chunks  # the rule itself: its chunks are not in the cube
+
+    files, root = scene
+    xmin, ymin, xmax, ymax = _bounds()
+    grid = OutputGrid(EPSG, RES, (xmin + 10 * RES, ymin, xmax, ymax - 20 * RES))
+    items = normalize_items([_item(files.url)], bands=BANDS).items
+    chunks = _read_chunks(items, grid, 64, 3, native=True)
+    # File row 20 + 44 = 64 and column 10 + 54 = 64; the last 8 rows join their neighbour.
+    assert chunks == (1, 3, (44, 64, 72), (54, 64, 32))
+    assert _read_chunks(items, grid, 64, 3, native=False) == (1, 3, 64, 64)
+    cube = load_cube(items, BANDS, grid=grid, chunk_size=64)
+    assert cube["red"].data.chunks[1:] == ((64, 64, 52), (64, 64, 22))
+    with dask.config.set(scheduler="threads"):
+        red = cube["red"].values
+    np.testing.assert_array_equal(red[0], _file(root, "red")[20:, 10:])

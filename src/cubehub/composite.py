@@ -31,6 +31,7 @@ from cubehub.compute.percentile import (
     check_percentiles,
     percentiles_dask,
 )
+from cubehub.compute.season_percentiles import BandEncoding, band_percentiles_dask
 from cubehub.cube_view import CubeBand, CubeView, read_cube
 from cubehub.errors import EmptySeasonWarning, InputError
 from cubehub.seasons import SeasonCalendar
@@ -126,22 +127,27 @@ def seasonal_composite(
     # Only the bands the indices read: the others would add graph layers for nothing.
     index_inputs = sorted(index_bands(indices, available=view.bands)) if per_index else []
     counts: list[da.Array] = []
+    encodings = [BandEncoding(b.nodata, b.scale, b.offset) for b in bands]
     for k, _window in enumerate(calendar.windows):
         at = np.flatnonzero(assigned == k)
-        season = {b.name: _masked(b, keep).isel(time=at).chunk(time=-1) for b in bands}
-        for j, band in enumerate(bands):
-            # (T, y, x) -> (q, y, x), one sort per pixel for all percentiles.
-            values, valid = percentiles_dask(
-                season[band.name].data,
-                q,
-                nodata=band.nodata,
-                method=method,
-                min_count=min_count,
-            )
-            per_band[band.name].append(values * band.scale + band.offset)
-            if j == 0:  # clear observations: the mask is shared, nodata is per band
-                counts.append(valid)
+        # (T, y, x) -> (q, y, x) for every band in one task per chunk, one sort per pixel
+        # for all percentiles; the count of clear observations (the mask is shared).
+        values, valid = band_percentiles_dask(
+            [_dask(b.data.isel(time=at)) for b in bands],
+            encodings,
+            q,
+            keep=None if keep is None else _dask(_like(keep, bands[0].data).isel(time=at)),
+            method=method,
+            min_count=min_count,
+        )
+        for band, band_values in zip(bands, values, strict=True):
+            per_band[band.name].append(band_values)
+        counts.append(valid)
         if per_index:
+            season = {
+                name: _masked(view.bands[name], keep).isel(time=at).chunk(time=-1)
+                for name in index_inputs
+            }
             reflectance = xr.Dataset(
                 {
                     name: replace(view.bands[name], data=season[name]).reflectance()
@@ -188,6 +194,16 @@ def _clear_of(view: CubeView, clear: Clear) -> xr.DataArray | None:
         f"clear must be None (the cube's mask band), a mask rule, a (time, y, x) boolean "
         f"DataArray or False (no masking), got {type(clear).__name__}"
     )
+
+
+def _like(mask: xr.DataArray, band: xr.DataArray) -> xr.DataArray:
+    """``mask`` broadcast to the band's dims, in its order (as ``band.where(mask)`` reads it)."""
+    return mask.broadcast_like(band).transpose(*band.dims)
+
+
+def _dask(data: xr.DataArray) -> da.Array:
+    """The dask array under ``data`` (a numpy-backed cube becomes one chunk)."""
+    return data.data if isinstance(data.data, da.Array) else data.chunk().data
 
 
 def _masked(band: CubeBand, keep: xr.DataArray | None) -> xr.DataArray:

@@ -30,7 +30,15 @@ from cubehub.compute.harmonize import check_harmonisation, harmonize_dn, is_harm
 from cubehub.compute.masks import QA_PIXEL_BITS, SCL_CLASSES, MaskKind
 from cubehub.cube_view import merge_same_time
 from cubehub.errors import DataError, InputError
-from cubehub.grid import AnchorOption, CrsLike, OutputGrid, epsg_code, grid_for_bbox
+from cubehub.grid import (
+    AnchorOption,
+    CrsLike,
+    OutputGrid,
+    chunks_on_phase,
+    epsg_code,
+    grid_for_bbox,
+    scene_pixel_phase,
+)
 from cubehub.reader import OnError, SasTokenSigner, is_blob_href, reader_for
 
 __all__ = ["NODATA", "CubeBudget", "cube_budget", "cube_grid", "gdal_env", "load_cube"]
@@ -122,7 +130,10 @@ def load_cube(
             or a pixel corner ``(x, y)`` in CRS units. Unused with an explicit ``grid``.
         chunk_size: spatial chunk edge in pixels (default: setting
             ``cubehub.composite.chunk_size``, 512). Time chunks are one scene each; the
-            composite step gathers a season into one chunk.
+            composite step gathers a season in each of its tasks. One read task reads
+            every band and the mask of a scene for a chunk; where files are read natively,
+            read chunks lie on the files' own tiles and the cube is then rechunked to
+            regular chunks from its corner (a copy, not a second decode).
         on_read_error: ``"fail"`` (default): an asset that cannot be read after GDAL's
             retries stops the job, naming its href; ``"missing"``: its pixels become nodata
             and it is reported (see :func:`cubehub.reader.missing_assets`).
@@ -178,6 +189,8 @@ def load_cube(
     scale, offset, shifts = _harmonisation(stack_items, bands)
     if signer is None and any(is_blob_href(a.href) for i in stack_items for a in i.assets.values()):
         signer = SasTokenSigner()  # Planetary Computer's files; items on other storage need none
+    native = bool(config.get("read.native"))
+    read_chunks = _read_chunks(stack_items, grid, chunk, len(bands) + 1, native)
     stack = stackstac.stack(
         stack_items,
         assets=[*bands, mask_band],
@@ -185,7 +198,7 @@ def load_cube(
         resolution=grid.resolution,
         bounds=grid.bounds,
         snap_bounds=False,
-        chunksize=(1, 1, chunk, chunk),
+        chunksize=read_chunks,
         dtype=np.dtype("uint16"),
         fill_value=np.uint16(NODATA),  # a numpy scalar: stackstac checks can_cast(type(fill))
         rescale=False,
@@ -198,9 +211,13 @@ def load_cube(
             signer=signer,
             on_error=on_read_error,
             tag=read_tag,
-            native=bool(config.get("read.native")),
+            native=native,
         ),
     )
+    if stack.chunks[2:] != _regular(grid, chunk):
+        # Read on the files' tiles, then on regular chunks for the rest of the graph (and
+        # the store's chunks): a copy of the pixels, not a second decode.
+        stack = stack.chunk({"y": chunk, "x": chunk})
     # stackstac's CRS, transform and spec attributes: the CRS goes into spatial_ref instead.
     stack = stack.drop_vars("epsg")
     stack.attrs.clear()
@@ -239,6 +256,42 @@ def load_cube(
         cube.rio.write_crs(grid.epsg).rio.write_transform(transform).rio.write_coordinate_system()
     )
     return placed
+
+
+def _read_chunks(
+    items: Sequence[pystac.Item], grid: OutputGrid, chunk: int, assets: int, native: bool
+) -> tuple[Any, ...]:
+    """stackstac's chunks: one task reads every asset of an item (bands and mask) for a
+    spatial chunk, a fifth to a seventh of the tasks of one per asset for the same bytes
+    in memory. Where files are read natively, the spatial chunk edges lie on the most
+    common scene corner mod ``chunk`` (see :func:`cubehub.grid.scene_pixel_phase`), so
+    each of the files' internal tiles (512 px, or any size dividing ``chunk``) is decoded
+    once instead of up to four times."""
+    transforms = [
+        asset.extra_fields["proj:transform"]
+        for item in items
+        for asset in item.assets.values()
+        if asset.extra_fields.get("proj:epsg") == grid.epsg
+        and asset.extra_fields.get("proj:transform")
+    ]
+    phase = scene_pixel_phase(transforms, grid, chunk) if native else None
+    if phase is None:
+        return (1, assets, chunk, chunk)
+    rows, cols = grid.shape
+    return (
+        1,
+        assets,
+        chunks_on_phase(rows, chunk, phase[0]),
+        chunks_on_phase(cols, chunk, phase[1]),
+    )
+
+
+def _regular(grid: OutputGrid, chunk: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Regular ``chunk`` px chunks of the grid (rows, columns), the last one shorter."""
+    rows, cols = grid.shape
+    return tuple(  # type: ignore[return-value]  # two axes
+        (chunk,) * (n // chunk) + ((n % chunk,) if n % chunk else ()) for n in (rows, cols)
+    )
 
 
 def _items_meeting(normalised: NormalizedItems, grid: OutputGrid) -> list[pystac.Item]:

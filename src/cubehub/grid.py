@@ -17,6 +17,7 @@ The name and the ``"edge"``/``"center"`` choices follow odc-geo's ``GeoBox`` ``a
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -290,6 +291,69 @@ def scene_anchor(
         ):
             return None
     return found
+
+
+def scene_pixel_phase(
+    transforms: Iterable[Sequence[float]], grid: OutputGrid, period: int
+) -> tuple[int, int] | None:
+    """Where the scenes' own pixel rows and columns start on ``grid``, mod ``period`` px.
+
+    A COG's internal tiles start at its corner, so a read chunk whose edges lie at this
+    phase (a multiple of the tile size apart, see :func:`chunks_on_phase`) decodes each
+    tile once, where a chunk a few pixels off decodes four tiles for one.
+
+    Args:
+        transforms: the scenes' affine transforms in the grid's CRS (STAC
+            ``proj:transform``, ``[a, b, c, d, e, f]``); only north-up ones at the grid's
+            resolution whose corner is on a grid pixel corner count.
+        grid: the output grid.
+        period: chunk edge, px (the file tiles' size or a multiple of it).
+
+    Returns:
+        (row, column) phase in [0, period) shared by most of the scenes that count, or
+        None when none does.
+
+    >>> grid = OutputGrid(32613, 30.0, (539295.0, 4431105.0, 600315.0, 4491705.0))
+    >>> scene_pixel_phase([[30, 0, 539085, 0, -30, 4491915]], grid, 512)
+    (505, 505)
+    """
+    xmin, _, _, ymax = grid.bounds
+    res = grid.resolution
+    phases: Counter[tuple[int, int]] = Counter()
+    for t in transforms:
+        a, b, c, d, e, f = (float(v) for v in t[:6])
+        if (
+            b
+            or d
+            or not math.isclose(a, res, rel_tol=1e-9)
+            or not math.isclose(-e, res, rel_tol=1e-9)
+        ):
+            continue
+        col, row = (c - xmin) / res, (ymax - f) / res
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+            continue
+        phases[(round(row) % period, round(col) % period)] += 1
+    return phases.most_common(1)[0][0] if phases else None
+
+
+def chunks_on_phase(size: int, chunk: int, phase: int) -> tuple[int, ...]:
+    """Chunk lengths along an axis of ``size`` px whose inner edges lie at ``phase + k *
+    chunk``; an end piece under a quarter of ``chunk`` joins its neighbour (no sliver tasks).
+
+    >>> chunks_on_phase(2034, 512, 505)
+    (505, 512, 512, 505)
+    >>> chunks_on_phase(2034, 512, 0)
+    (512, 512, 512, 498)
+    >>> chunks_on_phase(1030, 512, 3)
+    (515, 515)
+    """
+    edges = [e for e in range(phase % chunk, size, chunk) if e > 0]
+    lengths = [b - a for a, b in zip([0, *edges], [*edges, size], strict=True)]
+    if len(lengths) > 1 and lengths[0] < chunk / 4:
+        lengths[:2] = [lengths[0] + lengths[1]]
+    if len(lengths) > 1 and lengths[-1] < chunk / 4:
+        lengths[-2:] = [lengths[-2] + lengths[-1]]
+    return tuple(lengths)
 
 
 def _offset(value: float, resolution: float) -> float:

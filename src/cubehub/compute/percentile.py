@@ -74,11 +74,14 @@ _BUFFER_BYTES = 512 * 1024
 _MAX_WIDTH = 4096
 #: Fewer spatial pixels than this per thread are not worth a thread of their own.
 _MIN_PIXELS_PER_THREAD = 64 * 1024
+#: The kernel's ``keep`` argument where nothing is masked (never indexed then).
+_NO_MASK = np.empty((0, 0), np.bool_)
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """Everything the kernel needs besides the data, validated before any compute."""
+class PercentilePlan:
+    """Everything the kernel needs besides the data, validated before any compute (made by
+    :func:`plan_percentiles`, run by :func:`fill_percentiles`)."""
 
     nq: int
     nodata: np.generic
@@ -129,7 +132,7 @@ def percentiles(
     if isinstance(values, da.Array):  # np.asarray would compute it all, here, at once
         raise InputError("percentiles takes a numpy array; use percentiles_dask for dask arrays")
     values = np.asarray(values)
-    plan = _plan(values.dtype, values.shape, q, nodata, method, min_count)
+    plan = plan_percentiles(values.dtype, values.shape, q, nodata, method, min_count)
     if threads is None:
         threads = _usable_cpus()
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -137,7 +140,7 @@ def percentiles(
     spatial = values.shape[1:]
     out = np.empty((plan.nq, math.prod(spatial)), np.float32)
     count = np.empty(math.prod(spatial), np.uint16)
-    _fill(values, plan, threads, out, count)
+    fill_percentiles(values, plan, threads, out, count)
     return out.reshape(plan.nq, *spatial), count.reshape(spatial)
 
 
@@ -166,7 +169,7 @@ def percentiles_dask(
         raise InputError(
             f"dask array of unknown shape {values.shape}; call compute_chunk_sizes() first"
         )
-    plan = _plan(values.dtype, values.shape, q, nodata, method, min_count)
+    plan = plan_percentiles(values.dtype, values.shape, q, nodata, method, min_count)
     if values.numblocks[0] > 1:
         values = values.rechunk({0: -1})
     # One block function returns percentiles and count together (the count as an extra
@@ -182,12 +185,12 @@ def percentiles_dask(
     return packed[: plan.nq], packed[plan.nq].astype(np.uint16)
 
 
-def _packed_block(block: np.ndarray, plan: _Plan) -> np.ndarray:
+def _packed_block(block: np.ndarray, plan: PercentilePlan) -> np.ndarray:
     """Percentiles of one block with its count as a last float32 plane, no extra copy."""
     pixels = math.prod(block.shape[1:])
     packed = np.empty((plan.nq + 1, pixels), np.float32)
     count = np.empty(pixels, np.uint16)
-    _fill(block, plan, 1, packed[: plan.nq], count)
+    fill_percentiles(block, plan, 1, packed[: plan.nq], count)
     packed[plan.nq] = count
     return packed.reshape(plan.nq + 1, *block.shape[1:])
 
@@ -199,12 +202,25 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _fill(
-    values: np.ndarray, plan: _Plan, threads: int, out: np.ndarray, count: np.ndarray
+def fill_percentiles(
+    values: np.ndarray,
+    plan: PercentilePlan,
+    threads: int,
+    out: np.ndarray,
+    count: np.ndarray,
+    keep: np.ndarray | None = None,
 ) -> None:
-    """Run the kernel into ``out`` (nq, P) and ``count`` (P,), over ``threads`` pixel ranges."""
+    """Run the kernel on ``values`` (T, *spatial) into ``out`` (nq, P) and ``count`` (P,),
+    both C-contiguous, over ``threads`` pixel ranges (P: the spatial pixels); where
+    ``keep`` (boolean, the shape of ``values``; default None: all) is False, observations
+    count as missing."""
     pixels = count.shape[0]
     flat = np.ascontiguousarray(values).reshape(values.shape[0], pixels)
+    kept = (
+        _NO_MASK
+        if keep is None
+        else np.ascontiguousarray(keep, dtype=np.bool_).reshape(values.shape[0], pixels)
+    )
     threads = max(1, min(threads, pixels // _MIN_PIXELS_PER_THREAD))
     # Range bounds are multiples of the block width so every thread sees whole blocks.
     step = max(1, math.ceil(pixels / threads / plan.width)) * plan.width
@@ -214,7 +230,7 @@ def _fill(
         _kernel(
             flat, plan.nodata, plan.has_nodata, plan.sentinel, plan.network, plan.lo,
             plan.hi, plan.gamma, plan.gamma_c, plan.interpolate, plan.min_count, plan.width,
-            bounds[0], bounds[1], out, count,
+            bounds[0], bounds[1], out, count, kept, keep is not None,
         )  # fmt: skip
 
     if len(ranges) > 1:
@@ -224,15 +240,16 @@ def _fill(
         work(ranges[0])
 
 
-def _plan(
+def plan_percentiles(
     dtype: np.dtype,
     shape: tuple[int, ...],
     q: Sequence[float],
     nodata: int | float | None,
     method: str,
     min_count: int,
-) -> _Plan:
-    """Validate the arguments (cheaply, before any compute) and build the kernel tables."""
+) -> PercentilePlan:
+    """Validate the arguments of :func:`percentiles` for ``values`` of ``dtype`` and ``shape``
+    (cheaply, before any compute) and build the kernel tables."""
     if dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d) for d in SUPPORTED_DTYPES)
         raise InputError(f"percentiles of dtype {dtype} are not supported; use one of {names}")
@@ -255,7 +272,7 @@ def _plan(
     lo, hi, gamma = (_linear_table if method == "linear" else _nearest_table)(steps, qs)
     width = _BUFFER_BYTES // max(1, steps * dtype.itemsize) // 64 * 64
     width = max(64, min(_MAX_WIDTH, width))
-    return _Plan(
+    return PercentilePlan(
         nq=len(qs),
         nodata=nodata_value,
         has_nodata=has_nodata,
@@ -380,9 +397,10 @@ def _kernel(
     values: np.ndarray, nodata: np.generic, has_nodata: bool, sentinel: np.generic,
     network: np.ndarray, lo: np.ndarray, hi: np.ndarray, gamma: np.ndarray,
     gamma_c: np.ndarray, interpolate: bool, min_count: int, width: int, start: int,
-    stop: int, out: np.ndarray, count: np.ndarray,
+    stop: int, out: np.ndarray, count: np.ndarray, keep: np.ndarray, has_keep: bool,
 ) -> None:  # fmt: skip
-    """Percentiles of pixels ``start:stop`` of ``values`` (T, P) into ``out``/``count``.
+    """Percentiles of pixels ``start:stop`` of ``values`` (T, P) into ``out``/``count``;
+    with ``has_keep``, observations where ``keep`` (T, P) is False count as missing.
 
     ``lo``/``hi``/``gamma``/``gamma_c`` are (nq, T + 1) tables indexed by the count;
     ``gamma_c`` is ``1 - gamma``; without ``interpolate`` the value at ``lo`` is taken as
@@ -399,7 +417,14 @@ def _kernel(
         for t in range(steps):
             src = values[t, block : block + w]
             dst = buf[t]
-            if has_nodata:
+            if has_keep:
+                ok = keep[t, block : block + w]
+                for p in range(w):
+                    x = src[p]
+                    missing = (x != x) | ((x == nodata) & has_nodata) | (not ok[p])
+                    dst[p] = sentinel if missing else x
+                    valid[p] += np.uint16(not missing)
+            elif has_nodata:
                 for p in range(w):
                     x = src[p]
                     missing = (x != x) | (x == nodata)
