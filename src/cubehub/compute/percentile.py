@@ -37,6 +37,10 @@ The numba kernel is compiled per dtype (``nogil=True, cache=True``) and is seria
 :func:`percentiles` runs it on several Python threads over disjoint pixel ranges
 (``threads``, default all usable CPUs); :func:`percentiles_dask` runs it serially in each
 block, so Dask's own threads are the only parallelism and nothing is oversubscribed.
+
+Why it is long: the kernel, the sorting network and rank tables it reads, and the checks
+that build them (:func:`plan_percentiles`) are one definition of the percentile; split,
+the exactness contract above would be spread over modules.
 """
 
 from __future__ import annotations
