@@ -25,7 +25,7 @@ import xarray as xr
 from rasterio.transform import Affine
 
 from cubehub import config
-from cubehub.catalog.items import NormalizedItems, normalize_items
+from cubehub.catalog.items import NormalizedItems, asset_transforms, normalize_items
 from cubehub.compute.harmonize import check_harmonisation, harmonize_dn, is_harmonised_platform
 from cubehub.compute.masks import QA_PIXEL_BITS, SCL_CLASSES, MaskKind
 from cubehub.cube_view import merge_same_time
@@ -267,14 +267,7 @@ def _read_chunks(
     common scene corner mod ``chunk`` (see :func:`cubehub.grid.scene_pixel_phase`), so
     each of the files' internal tiles (512 px, or any size dividing ``chunk``) is decoded
     once instead of up to four times."""
-    transforms = [
-        asset.extra_fields["proj:transform"]
-        for item in items
-        for asset in item.assets.values()
-        if asset.extra_fields.get("proj:epsg") == grid.epsg
-        and asset.extra_fields.get("proj:transform")
-    ]
-    phase = scene_pixel_phase(transforms, grid, chunk) if native else None
+    phase = scene_pixel_phase(asset_transforms(items, grid.epsg), grid, chunk) if native else None
     if phase is None:
         return (1, assets, chunk, chunk)
     rows, cols = grid.shape

@@ -100,14 +100,17 @@ class NormalizedItems:
         Any other anchor is returned as it is."""
         if check_anchor(anchor) != "auto":
             return anchor  # type: ignore[return-value]  # not "auto": an Anchor
-        transforms = [
-            asset.extra_fields["proj:transform"]
-            for item in self.items
-            for asset in item.assets.values()
-            if asset.extra_fields.get("proj:epsg") == epsg
-            and asset.extra_fields.get("proj:transform")
-        ]
-        return scene_anchor(transforms, resolution) or "edge"
+        return scene_anchor(asset_transforms(self.items, epsg), resolution) or "edge"
+
+
+def asset_transforms(items: Sequence[pystac.Item], epsg: int) -> list[Sequence[float]]:
+    """The ``proj:transform`` of every asset of ``items`` whose ``proj:epsg`` is ``epsg``."""
+    return [
+        asset.extra_fields["proj:transform"]
+        for item in items
+        for asset in item.assets.values()
+        if asset.extra_fields.get("proj:epsg") == epsg and asset.extra_fields.get("proj:transform")
+    ]
 
 
 # -- rule 1: CRS --------------------------------------------------------------------------
