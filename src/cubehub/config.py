@@ -13,6 +13,8 @@ from typing import Any
 import dask.config
 import yaml
 
+from cubehub.errors import InputError
+
 _DEFAULTS_FILE = Path(__file__).with_name("cubehub.yaml")
 #: The one address every server cubehub starts listens on (STAC API, files, S3, dashboards).
 LOOPBACK = "127.0.0.1"
@@ -42,5 +44,27 @@ def get(key: str, override: Any = None) -> Any:
 
 
 def gdal_env() -> dict[str, str]:
-    """GDAL configuration options for cloud reads (``cubehub.gdal``), as strings."""
-    return {str(k): str(v) for k, v in get("gdal").items()}
+    """GDAL configuration options for cloud reads (``cubehub.gdal``), as strings, their
+    names upper-cased as GDAL spells them.
+
+    dask lower-cases the keys of ``DASK_CUBEHUB__GDAL__...`` variables, so such a variable
+    arrives beside the default's upper-case name; the user's spelling wins. GDAL_CACHEMAX
+    is refused: it sizes one cache for the whole process, and these options are entered
+    around every read.
+
+    >>> with dask.config.set({"cubehub.gdal.gdal_http_timeout": "120"}):
+    ...     gdal_env()["GDAL_HTTP_TIMEOUT"]
+    '120'
+    """
+    settings = {str(k): str(v) for k, v in get("gdal").items()}
+    # Defaults first, then what the user spelled otherwise, so a clash goes to the user.
+    ordered = sorted(settings.items(), key=lambda kv: kv[0] != kv[0].upper())
+    options = {name.upper(): value for name, value in ordered}
+    if "GDAL_CACHEMAX" in options:
+        raise InputError(
+            "cubehub.gdal.GDAL_CACHEMAX: GDAL's block cache is one per process, and the "
+            "cubehub.gdal options are set around every read; set it as an environment "
+            "variable of the workers instead (cubehub.cluster.worker_env: {GDAL_CACHEMAX: "
+            f"'{options['GDAL_CACHEMAX']}'}}), and of this process for local reads"
+        )
+    return options
