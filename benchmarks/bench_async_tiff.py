@@ -122,7 +122,9 @@ def main() -> None:
         best[name] = min(timings)
         wall, cpu = best[name]
         ratio = best.get("rasterio whole file, 2 threads", (float("nan"), 0.0))[0] / wall
-        print(f"{name:38} {wall:6.2f} {pixels / wall / 1e6:7.1f} {ratio:6.2f} {cpu:6.2f}", flush=True)
+        print(
+            f"{name:38} {wall:6.2f} {pixels / wall / 1e6:7.1f} {ratio:6.2f} {cpu:6.2f}", flush=True
+        )
     assert len(sums) == 1, f"the readers disagree on the pixel sum: {sums}"
     print(f"every reader summed the same pixels; load average {os.getloadavg()[0]:.2f}")
 
