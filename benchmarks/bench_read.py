@@ -248,7 +248,9 @@ class Runs:
     def scheduler(self) -> Any:
         return dask.config.set(scheduler="threads", num_workers=self.threads)
 
-    def raw(self, base: str, threads: int) -> Callable[[], None]:
+    def raw(self, base: str, threads: int) -> Callable[[], int]:
+        """Every file read whole by rasterio on ``threads`` threads; the run returns the
+        pixel sum."""
         hrefs = [
             a["href"]
             for i in with_base(self.items, base, self.assets)
@@ -260,9 +262,9 @@ class Runs:
             with rasterio.Env(**env), rasterio.open(href) as src:
                 return int(src.read(1).sum(dtype=np.uint64))
 
-        def run() -> None:
+        def run() -> int:
             with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(read, hrefs))
+                return sum(pool.map(read, hrefs))
 
         return run
 
